@@ -1,0 +1,43 @@
+//! # sextant-core
+//!
+//! The deterministic heart of Sextant: a sans-IO Raft implementation. Nothing in this crate
+//! reads a clock, touches a file or socket, or draws OS randomness; time arrives as `tick`
+//! calls, randomness from a seeded RNG in the [`Config`], and all effects leave through one
+//! [`Ready`] struct that the driver drains.
+//!
+//! The API of [`Raft`] comes in four families:
+//! - **getters**: `term`, `leader`, `role`, `commit_index`, `conf_state`, `progress`, …
+//! - **inputs**: [`Raft::step`] (a peer's message), [`Raft::tick`] (logical time),
+//!   [`Raft::persisted`] (a storage receipt);
+//! - **commands**: [`Raft::propose`], [`Raft::propose_conf_change`], [`Raft::read_index`],
+//!   [`Raft::transfer_leader`], [`Raft::campaign`], [`Raft::snapshot_taken`],
+//!   [`Raft::compact`];
+//! - **outputs**: [`Raft::has_ready`] / [`Raft::ready`], and [`Raft::next_deadline`].
+//!
+//! See [`ready`] for the driver contract (persist, send, apply, acknowledge).
+
+pub mod conf;
+pub mod config;
+pub mod error;
+mod log;
+pub mod message;
+mod progress;
+mod quorum;
+mod raft;
+pub mod ready;
+pub mod types;
+
+pub use conf::{ConfChange, ConfChangeKind, ConfChangeSingle, ConfTransition};
+pub use config::{Config, ConfigError, ReadMode};
+pub use error::{
+    CampaignError, CompactError, ConfChangeError, DropReason, ProposeError, ReadIndexError,
+    RestoreError, SnapshotError, StepError, TransferError,
+};
+pub use message::{Message, MessageBody, ReadId};
+pub use raft::{
+    Deadline, ProgressKind, ProgressView, Proposed, Raft, RestoreState, RoleKind, Timer,
+};
+pub use ready::{PersistId, ReadState, Ready};
+pub use types::{
+    ConfState, Entry, EntryPayload, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term,
+};
