@@ -25,7 +25,8 @@ pub struct Config {
     pub election_ticks_max: u32,
     /// Ticks between leader heartbeats.
     pub heartbeat_ticks: u32,
-    /// Pre-vote phase before real elections (thesis §9.6).
+    /// Pre-vote phase before real elections (thesis §9.6). Whatever this node's setting, it
+    /// ignores pre-votes while it has heard from a leader within `election_ticks_min`.
     pub pre_vote: bool,
     /// A leader steps down if it has not heard from a quorum within `election_ticks_min`
     /// ticks, and followers that heard from a leader recently ignore vote requests.

@@ -19,3 +19,17 @@ fn three_nodes_elect_and_replicate() {
         );
     }
 }
+
+#[test]
+fn bootstrap_state_survives_a_crash() {
+    let mut c = Cluster::new(&[1, 2, 3], default_config);
+    assert_eq!(
+        c.nodes[&1].durable.entries.len(),
+        1,
+        "bootstrap entry durable"
+    );
+    c.crash(1);
+    c.restart(1, 1);
+    assert_eq!(c.raft(1).last_index(), 1);
+    assert_eq!(c.raft(1).conf_state().voters.len(), 3);
+}

@@ -52,6 +52,10 @@ impl Raft {
                 }
             }
         }
+        if abort_transfer {
+            // A removed leader retries handing off until someone takes over.
+            self.maybe_hand_off_leadership();
+        }
         let Role::Leader(l) = &mut self.role else {
             return;
         };
@@ -73,20 +77,9 @@ impl Raft {
         joint_vote(&self.conf, &votes) == VoteResult::Won
     }
 
-    /// True if committed membership changes are not applied yet: our view of the voters may be
-    /// stale, so we must not campaign (etcd's `hasUnappliedConfChanges`).
-    fn has_unapplied_conf_changes(&self) -> bool {
-        (self.log.applied + 1..=self.log.committed).any(|i| {
-            matches!(
-                self.log.entry(i).map(|e| &e.payload),
-                Some(EntryPayload::ConfChange(_))
-            )
-        })
-    }
-
     /// Starts an election: a pre-vote round first unless disabled or `transfer` forces it.
     pub(super) fn hup(&mut self, transfer: bool) {
-        if self.is_leader() || !self.is_promotable() || self.has_unapplied_conf_changes() {
+        if self.is_leader() || !self.is_promotable() {
             return;
         }
         if self.cfg.pre_vote && !transfer {

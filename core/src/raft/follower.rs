@@ -89,6 +89,11 @@ impl Raft {
         }
         match self.log.maybe_append(prev_index, prev_term, entries) {
             Some(last_new) => {
+                if let Some(first) = entries.first() {
+                    // Membership changes take effect when appended (thesis §4.1), and a
+                    // replaced suffix may have undone some.
+                    self.sync_conf_from(first.index.max(self.log.first_index()));
+                }
                 self.log.commit_to(commit.min(last_new));
                 self.send_after_persist(
                     from,

@@ -263,14 +263,8 @@ impl Raft {
             cfg,
         };
         raft.log.commit_to(hard_state.commit);
-        // Membership changes already applied to a durable state machine take effect now; the
-        // rest take effect as they are handed out again.
-        for i in meta.index + 1..=applied {
-            let e = raft.log.entry(i).expect("applied within log").clone();
-            if let EntryPayload::ConfChange(cc) = &e.payload {
-                raft.apply_conf_change_entry(i, cc);
-            }
-        }
+        // A server uses the latest configuration in its log (thesis §4.1).
+        raft.sync_conf_from(meta.index + 1);
         raft.log.applied = applied;
         raft.reset_election_timeout();
         raft.check_invariants();
@@ -305,6 +299,7 @@ impl Raft {
         }]);
         raft.term = 1;
         raft.log.commit_to(1);
+        raft.sync_conf_from(1);
         Ok(raft)
     }
 
@@ -352,7 +347,8 @@ impl Raft {
         }
     }
 
-    /// The membership in effect (as of the last applied membership change).
+    /// The membership in effect: that of the latest membership change in the log, committed
+    /// or not (thesis §4.1).
     pub fn conf_state(&self) -> &ConfState {
         &self.conf
     }
@@ -396,6 +392,11 @@ impl Raft {
         self.snapshot.as_ref()
     }
 
+    /// The epoch stamped on this incarnation's read ids (drawn from the seeded RNG).
+    pub fn read_epoch(&self) -> u64 {
+        self.read_epoch
+    }
+
     /// Logical time: ticks since this node started.
     pub fn ticks(&self) -> u64 {
         self.tick_count
@@ -427,9 +428,19 @@ impl Raft {
         }
     }
 
-    /// Whether this node may campaign: a voter of the configuration in effect.
+    /// Whether this node may campaign: a voter of its latest configuration, or of the
+    /// committed one while a change that removes it is uncommitted (thesis §4.2.2: such a
+    /// server may still be needed to commit that change; its own vote only counts where it is
+    /// a voter).
     pub fn is_promotable(&self) -> bool {
-        self.conf.is_voter(self.cfg.id)
+        let me = self.cfg.id;
+        self.conf.is_voter(me)
+            || self
+                .conf_history
+                .iter()
+                .rev()
+                .find(|(i, _)| *i <= self.log.committed)
+                .is_some_and(|(_, c)| c.is_voter(me))
     }
 
     /// The next timer due.
@@ -739,7 +750,10 @@ impl Raft {
             );
             if vote_request {
                 let forced = matches!(m.body, MessageBody::Vote { transfer: true, .. });
-                let in_lease = self.cfg.check_quorum
+                // Thesis §9.6 makes this check part of pre-vote itself: a pre-vote is granted
+                // only by a node that has not heard from a leader for an election timeout.
+                let pre = matches!(m.body, MessageBody::PreVote { .. });
+                let in_lease = (self.cfg.check_quorum || pre)
                     && self.leader.is_some()
                     && self.election_elapsed < self.cfg.election_ticks_min;
                 if !forced && in_lease {
@@ -829,6 +843,10 @@ impl Raft {
     /// Leader only: appends one entry of the current term and schedules replication.
     fn append_entry(&mut self, payload: EntryPayload) -> Index {
         let index = self.log.last_index() + 1;
+        let cc = match &payload {
+            EntryPayload::ConfChange(cc) => Some(cc.clone()),
+            _ => None,
+        };
         let e = Entry {
             term: self.term,
             index,
@@ -839,6 +857,9 @@ impl Raft {
         if let Role::Leader(l) = &mut self.role {
             l.uncommitted_bytes += size;
             l.append_pending = true;
+        }
+        if let Some(cc) = cc {
+            self.on_conf_entry_appended(index, &cc);
         }
         index
     }

@@ -43,9 +43,12 @@ impl Raft {
             committed = self.log.next_committed(self.cfg.apply_bytes_max);
             for e in &committed {
                 self.log.applied = e.index;
-                if let EntryPayload::ConfChange(cc) = &e.payload {
-                    self.apply_conf_change_entry(e.index, cc);
-                }
+            }
+            if committed
+                .iter()
+                .any(|e| matches!(e.payload, EntryPayload::ConfChange(_)))
+            {
+                self.on_conf_entry_applied();
             }
         }
         self.maybe_auto_leave();

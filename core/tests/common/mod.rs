@@ -115,6 +115,8 @@ pub struct Cluster {
     /// snapshot (0 = never).
     pub compact_every: u64,
     pub checker: checker::Checker,
+    /// When set, every event is recorded here (for debugging a failing seed).
+    pub trace: Option<Vec<String>>,
 }
 
 pub fn default_config(id: NodeId, seed: u64) -> Config {
@@ -135,6 +137,7 @@ impl Cluster {
             make_config: Box::new(make_config),
             compact_every: 0,
             checker: checker::Checker::default(),
+            trace: std::env::var("SEXTANT_TRACE").ok().map(|_| Vec::new()),
         };
         for &id in ids {
             let raft = Raft::bootstrap((c.make_config)(id, id * 1000), ids).expect("bootstrap");
@@ -142,6 +145,8 @@ impl Cluster {
                 id,
                 Node::new(raft, Durable::default(), StateMachine::default(), 0),
             );
+            // A node makes its bootstrap state durable before it starts serving.
+            c.handle_ready(id);
         }
         c
     }
@@ -177,6 +182,20 @@ impl Cluster {
             return None;
         }
         let rd = node.raft.ready();
+        if let Some(t) = &mut self.trace {
+            t.push(format!(
+                "ready {id}: role={:?} term={} commit={} last={} hs={:?} ents={:?} snap={:?} committed={:?} msgs={:?}",
+                node.raft.role(),
+                node.raft.term(),
+                node.raft.commit_index(),
+                node.raft.last_index(),
+                rd.hard_state,
+                rd.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
+                rd.snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)),
+                rd.committed.iter().map(|e| e.index).collect::<Vec<_>>(),
+                rd.messages.iter().map(|m| format!("{}->{} t{} {:?}", m.from, m.to, m.term, m.body)).collect::<Vec<_>>(),
+            ));
+        }
         if let Some(pid) = rd.persist_id {
             node.pending.push_back(PendingWrite {
                 id: pid,
@@ -212,6 +231,9 @@ impl Cluster {
 
     /// Crashes `id`: pending writes and in-memory state are lost.
     pub fn crash(&mut self, id: NodeId) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("crash {id}"));
+        }
         if let Some(node) = self.nodes.remove(&id) {
             self.down.insert(id, node.durable);
             self.network.retain(|m| m.to != id && m.from != id);
@@ -342,7 +364,16 @@ impl Cluster {
     /// Runs the cluster-wide invariant checks.
     pub fn check(&mut self) {
         let mut checker = std::mem::take(&mut self.checker);
-        checker.check(self);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| checker.check(self)));
+        if let Err(e) = r {
+            if let Some(t) = &self.trace {
+                let skip = t.len().saturating_sub(400);
+                for line in &t[skip..] {
+                    eprintln!("{line}");
+                }
+            }
+            std::panic::resume_unwind(e);
+        }
         self.checker = checker;
     }
 }
@@ -399,5 +430,53 @@ impl Node {
             .compact(applied)
             .expect("compact within persisted");
         self.durable.compact(snap);
+    }
+}
+
+/// Helpers for tests that build a cluster node by node (the interaction-test interpreter).
+impl Cluster {
+    /// Adds a brand-new member that bootstraps with `voters` as the initial configuration, as
+    /// `Cluster::new` does for each of its nodes (bootstrap state made durable at once).
+    pub fn add_bootstrapped_node(&mut self, id: NodeId, voters: &[NodeId]) {
+        let raft = Raft::bootstrap((self.make_config)(id, id * 1000), voters).expect("bootstrap");
+        self.nodes.insert(
+            id,
+            Node::new(raft, Durable::default(), StateMachine::default(), 0),
+        );
+        self.handle_ready(id);
+    }
+
+    /// Adds a node that starts from `durable`, as if it had been down with that storage (e.g. a
+    /// member of a cluster created from a snapshot).
+    pub fn add_node_from_storage(&mut self, id: NodeId, durable: Durable) {
+        self.down.insert(id, durable);
+        self.restart(id, 0);
+    }
+
+    /// `id`'s state machine takes a snapshot at its applied index, which the core keeps to send
+    /// to followers that fall behind. Returns the snapshot's index.
+    pub fn take_snapshot(&mut self, id: NodeId) -> Result<Index, sextant_core::SnapshotError> {
+        let node = self.nodes.get_mut(&id).expect("node is up");
+        let index = node.sm.applied_index;
+        node.raft.snapshot_taken(index, node.sm.encode())?;
+        Ok(index)
+    }
+
+    /// Compacts `id`'s log up to `index`, which its latest snapshot must cover. Storage drops
+    /// the same prefix when `index` is the snapshot's index (otherwise it keeps its log, which
+    /// is allowed: storage may hold more than the core).
+    pub fn compact_log(
+        &mut self,
+        id: NodeId,
+        index: Index,
+    ) -> Result<(), sextant_core::CompactError> {
+        let node = self.nodes.get_mut(&id).expect("node is up");
+        node.raft.compact(index)?;
+        if let Some(snap) = node.raft.latest_snapshot() {
+            if snap.meta.index == index {
+                node.durable.compact(snap.clone());
+            }
+        }
+        Ok(())
     }
 }
