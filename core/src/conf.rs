@@ -77,7 +77,7 @@ impl ConfChange {
             ConfTransition::JointAuto | ConfTransition::JointExplicit => true,
             ConfTransition::Auto => {
                 // Bootstrapping an empty configuration may add any number of voters at once.
-                if current.voters.is_empty() && !current.is_joint() {
+                if is_bootstrap(current) {
                     return false;
                 }
                 let mut after = current.voters.clone();
@@ -103,6 +103,11 @@ pub enum ConfChangeRuleError {
     Duplicate(NodeId),
     #[error("a simple change may change at most one voter; use joint consensus")]
     TooManyVoterChanges,
+}
+
+/// The empty configuration a new cluster starts from.
+fn is_bootstrap(conf: &ConfState) -> bool {
+    conf.voters.is_empty() && !conf.is_joint()
 }
 
 fn apply_to_sets(
@@ -192,7 +197,7 @@ pub fn apply_conf_change(
     if next.voters.is_empty() {
         return Err(ConfChangeRuleError::NoVoters);
     }
-    if !joint && !(current.voters.is_empty() && !current.is_joint()) {
+    if !joint && !is_bootstrap(current) {
         let changed = next.voters.symmetric_difference(&current.voters).count();
         if changed > 1 {
             return Err(ConfChangeRuleError::TooManyVoterChanges);
