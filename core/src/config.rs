@@ -13,6 +13,9 @@ pub enum ReadMode {
     /// Serve from the leader's lease while it lasts (thesis §6.4.1); falls back to `Safe`
     /// when the lease is not held. Requires `check_quorum`. `drift_ticks_max` bounds how many
     /// ticks clocks may drift apart over one election timeout; the lease is shortened by it.
+    /// A node restarted from storage in this mode refuses votes for `election_ticks_min` ticks
+    /// after starting, honouring a lease it may have acknowledged before it went down. Every
+    /// member must use this mode for the lease to be sound.
     Lease { drift_ticks_max: u32 },
 }
 
@@ -51,8 +54,11 @@ pub struct Config {
     pub pending_reads_max: usize,
     /// Bound on the entry bytes handed out in one `Ready` for applying.
     pub apply_bytes_max: usize,
-    /// Seed of the node's RNG (election jitter, read-id epoch). Use a different seed each
-    /// time a node starts.
+    /// Seed of the node's RNG (election jitter, read-id epoch). The driver must use a fresh
+    /// seed every time a node starts (from OS randomness in production, from the simulation
+    /// seed and boot count in the simulator): read ids carry an epoch drawn from it, and a
+    /// reused epoch would let a late answer to a previous incarnation's read satisfy a new
+    /// one (etcd #20418).
     pub rng_seed: u64,
 }
 

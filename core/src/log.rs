@@ -235,9 +235,11 @@ impl RaftLog {
         self.snap_index = index;
         self.snap_term = term;
         self.entries.clear();
+        // Only the committed prefix of the old log is known to agree with the snapshot; the
+        // snapshot itself is durable once its write is acknowledged.
+        self.persisted = self.persisted.min(self.committed);
         self.committed = index;
         self.applied = index;
-        self.persisted = index;
         self.unstable_from = index + 1;
     }
 

@@ -29,6 +29,10 @@ pub struct SnapshotSend {
     pub acked_since_heartbeat: bool,
     /// The chunk ending at `total_bytes` has been sent.
     pub sent_final: bool,
+    /// The offset the transfer was last rewound to, until the follower acknowledges past it.
+    /// Further rejections asking for it answer chunks sent before the rewind (or report the
+    /// resent chunk lost, which the heartbeat recovers) and must not trigger another resend.
+    pub resent_from: Option<u64>,
 }
 
 /// Bounded window of unacknowledged `Append` messages (or snapshot chunks).
@@ -136,6 +140,7 @@ impl Progress {
             offset_acked: 0,
             acked_since_heartbeat: true,
             sent_final: false,
+            resent_from: None,
         });
         self.probe_sent = false;
         self.inflights.reset();

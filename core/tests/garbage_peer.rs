@@ -30,7 +30,11 @@ fn garbage_entries(rng: &mut StdRng, prev: u64) -> Vec<Entry> {
     (0..n)
         .map(|k| Entry {
             term: small(rng),
-            index: if contiguous { prev.wrapping_add(1 + k) } else { small(rng) },
+            index: if contiguous {
+                prev.wrapping_add(1 + k)
+            } else {
+                small(rng)
+            },
             payload: match rng.random_range(0..3) {
                 0 => EntryPayload::Empty,
                 1 => EntryPayload::Normal(Bytes::from(vec![0xAB; rng.random_range(0..64)])),
@@ -52,10 +56,21 @@ fn garbage(rng: &mut StdRng, to: NodeId) -> Message {
     let term = small(rng);
     let prev = small(rng);
     let body = match rng.random_range(0..14) {
-        0 => MessageBody::PreVote { last_index: small(rng), last_term: small(rng) },
-        1 => MessageBody::PreVoteResp { reject: rng.random() },
-        2 => MessageBody::Vote { last_index: small(rng), last_term: small(rng), transfer: rng.random() },
-        3 => MessageBody::VoteResp { reject: rng.random() },
+        0 => MessageBody::PreVote {
+            last_index: small(rng),
+            last_term: small(rng),
+        },
+        1 => MessageBody::PreVoteResp {
+            reject: rng.random(),
+        },
+        2 => MessageBody::Vote {
+            last_index: small(rng),
+            last_term: small(rng),
+            transfer: rng.random(),
+        },
+        3 => MessageBody::VoteResp {
+            reject: rng.random(),
+        },
         4 => MessageBody::Append {
             session: small(rng),
             prev_index: prev,
@@ -70,8 +85,15 @@ fn garbage(rng: &mut StdRng, to: NodeId) -> Message {
             hint_index: small(rng),
             hint_term: small(rng),
         },
-        6 => MessageBody::Heartbeat { session: small(rng), commit: small(rng), round: small(rng) },
-        7 => MessageBody::HeartbeatResp { session: small(rng), round: small(rng) },
+        6 => MessageBody::Heartbeat {
+            session: small(rng),
+            commit: small(rng),
+            round: small(rng),
+        },
+        7 => MessageBody::HeartbeatResp {
+            session: small(rng),
+            round: small(rng),
+        },
         8 => {
             let total = small(rng) % 4096;
             MessageBody::InstallSnapshot {
@@ -94,16 +116,31 @@ fn garbage(rng: &mut StdRng, to: NodeId) -> Message {
             reject: rng.random(),
         },
         10 => MessageBody::TimeoutNow,
-        11 => MessageBody::ReadIndex { id: ReadId { node: from, epoch: small(rng), seq: small(rng) } },
+        11 => MessageBody::ReadIndex {
+            id: ReadId {
+                node: from,
+                epoch: small(rng),
+                seq: small(rng),
+            },
+        },
         12 => MessageBody::ReadIndexResp {
-            id: ReadId { node: to, epoch: small(rng), seq: small(rng) },
+            id: ReadId {
+                node: to,
+                epoch: small(rng),
+                seq: small(rng),
+            },
             index: rng.random_bool(0.5).then(|| small(rng)),
         },
         _ => MessageBody::Propose {
             payloads: vec![EntryPayload::Normal(Bytes::from_static(b"forwarded"))],
         },
     };
-    Message { from, to, term, body }
+    Message {
+        from,
+        to,
+        term,
+        body,
+    }
 }
 
 #[test]

@@ -164,6 +164,10 @@ impl Raft {
         for id in self.conf.members() {
             let mut p = Progress::new(last + 1, session_next);
             session_next += 1;
+            // Votes are not a heartbeat round (thesis §6.2): a peer counts as active for
+            // check-quorum only once it answers this leader, so a leader cut off right after
+            // its election steps down after one election timeout, not two (as etcd).
+            p.recent_active = false;
             if id == me {
                 p.match_index = self.log.persisted;
                 p.next_index = p.match_index + 1;

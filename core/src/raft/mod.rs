@@ -172,6 +172,10 @@ pub struct Raft {
     election_ticks_randomized: u32,
     /// Logical time: ticks since this node started.
     tick_count: u64,
+    /// Restarted from durable state with lease reads on: before the crash this node may have
+    /// acknowledged a leader's lease, which it must honour (refuse votes) for an election
+    /// timeout after starting, having forgotten that leader (thesis §6.4.1).
+    honours_forgotten_lease: bool,
     rng: StdRng,
     read_epoch: u64,
     read_seq: u64,
@@ -246,6 +250,8 @@ impl Raft {
             election_elapsed: 0,
             election_ticks_randomized: cfg.election_ticks_min,
             tick_count: 0,
+            honours_forgotten_lease: matches!(cfg.read_mode, crate::config::ReadMode::Lease { .. })
+                && hard_state.term > 0,
             rng,
             read_epoch,
             read_seq: 0,
@@ -753,9 +759,12 @@ impl Raft {
                 // Thesis §9.6 makes this check part of pre-vote itself: a pre-vote is granted
                 // only by a node that has not heard from a leader for an election timeout.
                 let pre = matches!(m.body, MessageBody::PreVote { .. });
+                let min = self.cfg.election_ticks_min;
+                let forgotten_lease =
+                    self.honours_forgotten_lease && self.tick_count < u64::from(min);
                 let in_lease = (self.cfg.check_quorum || pre)
-                    && self.leader.is_some()
-                    && self.election_elapsed < self.cfg.election_ticks_min;
+                    && (self.leader.is_some() || forgotten_lease)
+                    && self.election_elapsed < min;
                 if !forced && in_lease {
                     // §9.6 / check-quorum: we heard from a live leader recently; a
                     // disruptive candidate must not depose it.

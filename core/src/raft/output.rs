@@ -78,7 +78,10 @@ impl Raft {
             self.persist_seq_next += 1;
             self.persist_tickets.push_back(PersistTicket {
                 seq,
-                last_entry: entries.last().map(|e| (e.index, e.term)),
+                last_entry: entries
+                    .last()
+                    .map(|e| (e.index, e.term))
+                    .or(snapshot.as_ref().map(|s| (s.meta.index, s.meta.term))),
             });
             self.handed_hard_state = hs;
             Some(PersistId(seq))
@@ -99,7 +102,12 @@ impl Raft {
             .is_some_and(|(req, _)| *req <= self.persist_acked)
         {
             let (_, m) = self.msgs_after_persist.pop_front().expect("checked");
-            self.msgs.push(m);
+            // A held message from an earlier term is stale: its claim (an acknowledged entry, a
+            // vote) may no longer hold, since a newer leader can have overwritten the entry in
+            // the same write. Dropping it is always safe; Raft tolerates loss.
+            if m.term == self.term {
+                self.msgs.push(m);
+            }
         }
         let ready = Ready {
             hard_state,

@@ -154,6 +154,7 @@ impl Raft {
                     // from the last acknowledged offset.
                     s.offset_sent = s.offset_acked;
                     s.sent_final = false;
+                    s.resent_from = Some(s.offset_acked);
                     p.inflights.reset();
                 }
                 s.acked_since_heartbeat = false;
@@ -168,11 +169,17 @@ impl Raft {
             }
             ProgressState::Probe => {}
         }
-        let behind = p.match_index < last_index;
+        // A probing follower gets an append even when caught up, so it can move to
+        // Replicate (etcd sends one on every heartbeat answer in Probe).
+        let behind = p.match_index < last_index || p.state == ProgressState::Probe;
         if resend_snapshot {
             self.send_snapshot_chunks(from);
         } else if behind {
-            self.maybe_send_append(from, false);
+            // Send even when nothing new is due (`next_index` past our log in Replicate):
+            // the appends in flight may all have been lost, and an empty append at
+            // `next_index - 1` makes the follower reject and reveal the gap (etcd
+            // `sendAppend` on MsgHeartbeatResp).
+            self.maybe_send_append(from, true);
         }
         self.advance_reads();
     }
@@ -205,14 +212,23 @@ impl Raft {
             return;
         }
         if reject {
-            s.offset_sent = next_offset.min(s.total_bytes);
-            s.offset_acked = s.offset_sent;
+            let from_offset = next_offset.min(s.total_bytes);
+            if s.resent_from == Some(from_offset) {
+                // Already resending from there: every chunk that was in flight behind a lost
+                // one (or sent to a follower that refuses the snapshot) is rejected alike, and
+                // resending the window for each would multiply the traffic without bound.
+                return;
+            }
+            s.offset_sent = from_offset;
+            s.offset_acked = from_offset;
             s.sent_final = false;
             s.acked_since_heartbeat = true;
+            s.resent_from = Some(from_offset);
             p.inflights.reset();
         } else if next_offset > s.offset_acked {
             s.offset_acked = next_offset;
             s.acked_since_heartbeat = true;
+            s.resent_from = None;
             p.inflights.free_le(next_offset);
         }
         self.send_snapshot_chunks(from);
@@ -351,7 +367,8 @@ impl Raft {
             return false;
         }
         let new = self.log.committed;
-        let from = old.max(l.term_start_index.saturating_sub(1)) + 1;
+        // Entries after this term's no-op were counted when appended (the no-op was not).
+        let from = old.max(l.term_start_index) + 1;
         let freed: usize = (from..=new)
             .filter_map(|i| self.log.entry(i))
             .map(|e| e.size_bytes())
@@ -409,5 +426,9 @@ impl Raft {
         for (to, body) in out {
             self.send(to, body);
         }
+        // The leader acknowledges its own round at once; when it alone is a quorum (the
+        // configuration shrank to it while reads waited for a round) no answer will come to
+        // confirm them, so check here.
+        self.advance_reads();
     }
 }
