@@ -19,6 +19,7 @@
 pub mod conf;
 pub mod config;
 pub mod error;
+pub mod kv;
 mod log;
 pub mod message;
 mod progress;
