@@ -1,8 +1,18 @@
 //! # sextant-net
 //!
-//! Will own the one node event loop that drives `sextant-core` (persist, send, apply) and the
-//! real adapters: TCP peer transport, the etcd-compatible gRPC server and file storage. This
-//! crate has no content yet; the node loop arrives with the node issue. It exists now so the
-//! workspace layout is fixed.
+//! The node event loop that drives `sextant-core` (`node`: persist, send, apply, answer
+//! clients), and the real adapters it runs with in production: file storage (`storage`), the
+//! TCP peer transport (`transport`), the etcd v3 gRPC API (`grpc`) and their assembly into a
+//! running member (`server`). The node loop uses only `tokio` names (madsim-tokio), so the
+//! simulator runs the same loop with simulated adapters; `grpc` and `server` exist only on real
+//! tokio.
 
 pub use sextant_core as core;
+
+#[cfg(not(madsim))]
+pub mod grpc;
+pub mod node;
+#[cfg(not(madsim))]
+pub mod server;
+pub mod storage;
+pub mod transport;

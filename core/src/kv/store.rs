@@ -46,6 +46,14 @@ impl KvStore {
         self.keys.is_empty()
     }
 
+    /// Bytes of keys and values held (computed on demand).
+    pub fn size_bytes(&self) -> u64 {
+        self.keys
+            .values()
+            .map(|kv| (kv.key.len() + kv.value.len()) as u64)
+            .sum()
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
         self.keys.get(key)
     }

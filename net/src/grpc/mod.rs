@@ -1,0 +1,22 @@
+//! The etcd v3 gRPC API over tonic (real tokio only; the simulator drives the node loop
+//! directly). The generated types keep etcd's package names, so every etcd client works.
+
+mod convert;
+mod kv;
+mod maintenance;
+mod status;
+
+pub use kv::KvService;
+pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
+pub use status::to_status;
+
+/// Generated etcd v3 types and services.
+#[allow(clippy::all, missing_docs, rustdoc::all)]
+pub mod pb {
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+}

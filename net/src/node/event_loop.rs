@@ -1,0 +1,622 @@
+//! `NodeLoop`: the event loop of one member.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+use sextant_core::kv::{Command, CommandResult, KvStore, RangeRequest};
+use sextant_core::{
+    EntryPayload, Index, Message, NodeId, ProposeError, Raft, ReadId, ReadIndexError, ReadState,
+    Ready, RoleKind,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::client::{ClientError, ClientRequest, Header, NodeHandle, ReadOutcome, WriteOutcome};
+use super::clock::Clock;
+use super::command::{LogCommand, RequestId};
+use super::storage_io::{StorageDone, StorageIo, StorageOp};
+
+/// Sends Raft messages to peers. Must never block: a transport drops what it cannot queue
+/// (Raft tolerates loss).
+pub trait PeerSender: Send + 'static {
+    fn send(&self, msg: Message);
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub cluster_id: u64,
+    /// How long a client request may wait for a leader, replication and apply.
+    pub request_timeout: Duration,
+    /// Take a state-machine snapshot after this many entries applied since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot, so slightly slow followers catch up from
+    /// the log instead of a snapshot.
+    pub catch_up_entries: u64,
+    pub client_queue_max: usize,
+    pub pending_writes_max: usize,
+    /// Random per boot: makes request ids unique across restarts.
+    pub request_epoch: u64,
+}
+
+impl NodeConfig {
+    pub fn new(cluster_id: u64, request_epoch: u64) -> NodeConfig {
+        NodeConfig {
+            cluster_id,
+            request_timeout: Duration::from_secs(5),
+            snapshot_every_entries: 10_000,
+            catch_up_entries: 5_000,
+            client_queue_max: 4096,
+            pending_writes_max: 64 * 1024,
+            request_epoch,
+        }
+    }
+}
+
+/// A point-in-time view of the node, for status endpoints and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub cluster_id: u64,
+    pub role: RoleKind,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub commit_index: Index,
+    pub applied_index: Index,
+    pub last_index: Index,
+    pub snapshot_index: Index,
+    pub revision: i64,
+    pub keys: usize,
+    /// Bytes of keys and values in the state machine.
+    pub kv_bytes: u64,
+    pub is_learner: bool,
+    pub storage_failed: Option<String>,
+}
+
+struct PendingWrite {
+    reply: oneshot::Sender<Result<WriteOutcome, ClientError>>,
+    deadline_tick: u64,
+}
+
+struct ParkedWrite {
+    id: RequestId,
+    cmd: Command,
+    waiter: PendingWrite,
+}
+
+struct PendingRead {
+    req: RangeRequest,
+    reply: oneshot::Sender<Result<ReadOutcome, ClientError>>,
+    deadline_tick: u64,
+}
+
+/// The event loop of one member. Build it with `NodeLoop::new`, then `run` it.
+pub struct NodeLoop<P: PeerSender, C: Clock> {
+    cfg: NodeConfig,
+    raft: Raft,
+    kv: KvStore,
+    /// Highest index applied to `kv`.
+    kv_applied: Index,
+    peers: P,
+    clock: C,
+    storage: StorageIo,
+    inbound: mpsc::Receiver<Message>,
+    requests: mpsc::Receiver<ClientRequest>,
+    ticks: u64,
+    timeout_ticks: u64,
+    request_seq: u64,
+    writes: BTreeMap<RequestId, PendingWrite>,
+    /// Writes not yet accepted by any leader (none known, or transfer in progress).
+    parked_writes: VecDeque<ParkedWrite>,
+    reads_new: Vec<PendingRead>,
+    reads_confirming: BTreeMap<ReadId, Vec<PendingRead>>,
+    reads_applying: BTreeMap<Index, Vec<PendingRead>>,
+    reads_retry: Vec<PendingRead>,
+    snapshot_in_progress: bool,
+    last_snapshot_index: Index,
+    failed: Option<String>,
+    /// (role, term, leader) last logged, to log changes.
+    logged_role: (RoleKind, u64, Option<NodeId>),
+}
+
+/// How many queued inputs of one kind the loop takes before looking at the others.
+const DRAIN_MAX: usize = 256;
+
+impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
+    /// A loop for `raft`, with `kv` holding the state machine as of `kv_applied` (the
+    /// snapshot index on start). Returns the loop and a handle for clients.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: NodeConfig,
+        raft: Raft,
+        kv: KvStore,
+        kv_applied: Index,
+        peers: P,
+        clock: C,
+        storage: StorageIo,
+        inbound: mpsc::Receiver<Message>,
+    ) -> (NodeLoop<P, C>, NodeHandle) {
+        let (tx, requests) = mpsc::channel(cfg.client_queue_max);
+        let tick = clock.tick_interval().as_millis().max(1);
+        let timeout_ticks = (cfg.request_timeout.as_millis() / tick).max(1) as u64;
+        let handle = NodeHandle {
+            tx,
+            member_id: raft.id(),
+            cluster_id: cfg.cluster_id,
+            timeout: cfg.request_timeout,
+        };
+        let last_snapshot_index = raft.latest_snapshot().map_or(0, |s| s.meta.index);
+        let node = NodeLoop {
+            cfg,
+            raft,
+            kv,
+            kv_applied,
+            peers,
+            clock,
+            storage,
+            inbound,
+            requests,
+            ticks: 0,
+            timeout_ticks,
+            request_seq: 0,
+            writes: BTreeMap::new(),
+            parked_writes: VecDeque::new(),
+            reads_new: Vec::new(),
+            reads_confirming: BTreeMap::new(),
+            reads_applying: BTreeMap::new(),
+            reads_retry: Vec::new(),
+            snapshot_in_progress: false,
+            last_snapshot_index,
+            failed: None,
+            logged_role: (RoleKind::Follower, 0, None),
+        };
+        (node, handle)
+    }
+
+    /// Runs until `shutdown` completes or every handle and peer input is gone.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        // A sole voter need not wait out an election timeout to lead.
+        if self.raft.conf_state().is_singleton(self.raft.id()) {
+            let _ = self.raft.campaign();
+        }
+        self.drive();
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                done = self.storage.done.recv() => match done {
+                    Some(done) => self.on_storage(done),
+                    None => self.on_storage(StorageDone::Failed("storage worker stopped".into())),
+                },
+                Some(m) = self.inbound.recv() => {
+                    self.on_message(m);
+                    for _ in 0..DRAIN_MAX {
+                        let Ok(m) = self.inbound.try_recv() else { break };
+                        self.on_message(m);
+                    }
+                }
+                Some(req) = self.requests.recv() => {
+                    self.on_request(req);
+                    for _ in 0..DRAIN_MAX {
+                        let Ok(req) = self.requests.try_recv() else { break };
+                        self.on_request(req);
+                    }
+                }
+                _ = self.clock.tick() => self.on_tick(),
+            }
+            self.drive();
+        }
+        tracing::info!(id = self.raft.id(), "node loop stopped");
+    }
+
+    fn header(&self, revision: i64) -> Header {
+        Header {
+            cluster_id: self.cfg.cluster_id,
+            member_id: self.raft.id(),
+            revision,
+            raft_term: self.raft.term(),
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
+            id: self.raft.id(),
+            cluster_id: self.cfg.cluster_id,
+            role: self.raft.role(),
+            leader: self.raft.leader(),
+            term: self.raft.term(),
+            commit_index: self.raft.commit_index(),
+            applied_index: self.kv_applied,
+            last_index: self.raft.last_index(),
+            snapshot_index: self.last_snapshot_index,
+            revision: self.kv.revision(),
+            keys: self.kv.len(),
+            kv_bytes: self.kv.size_bytes(),
+            is_learner: self.raft.conf_state().is_learner(self.raft.id()),
+            storage_failed: self.failed.clone(),
+        }
+    }
+
+    fn on_message(&mut self, m: Message) {
+        if self.failed.is_some() {
+            return;
+        }
+        let from = m.from;
+        if let Err(e) = self.raft.step(m) {
+            tracing::warn!(from, error = %e, "refused a peer message");
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        if self.failed.is_none() {
+            self.raft.tick();
+        }
+        // Writes that found no leader, and reads that were aborted, try again.
+        let parked = std::mem::take(&mut self.parked_writes);
+        for p in parked {
+            self.propose(p.id, p.cmd, p.waiter);
+        }
+        let retry = std::mem::take(&mut self.reads_retry);
+        self.reads_new.extend(retry);
+        self.expire_requests();
+    }
+
+    fn expire_requests(&mut self) {
+        let now = self.ticks;
+        let expired: Vec<RequestId> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| w.deadline_tick <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let w = self.writes.remove(&id).expect("listed");
+            let _ = w.reply.send(Err(ClientError::Timeout));
+        }
+        let (expired, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_new)
+            .into_iter()
+            .partition(|r| r.deadline_tick <= now);
+        self.reads_new = keep;
+        let no_leader = self.raft.leader().is_none();
+        for r in expired {
+            let err = if no_leader {
+                ClientError::NoLeader
+            } else {
+                ClientError::Timeout
+            };
+            let _ = r.reply.send(Err(err));
+        }
+        for batch in self
+            .reads_confirming
+            .values_mut()
+            .chain(self.reads_applying.values_mut())
+        {
+            let (expired, keep): (Vec<_>, Vec<_>) = std::mem::take(batch)
+                .into_iter()
+                .partition(|r| r.deadline_tick <= now);
+            *batch = keep;
+            for r in expired {
+                let _ = r.reply.send(Err(ClientError::Timeout));
+            }
+        }
+        self.reads_confirming.retain(|_, b| !b.is_empty());
+        self.reads_applying.retain(|_, b| !b.is_empty());
+    }
+
+    fn on_request(&mut self, req: ClientRequest) {
+        match req {
+            ClientRequest::Write {
+                cmd,
+                timeout,
+                reply,
+            } => {
+                if let Some(f) = &self.failed {
+                    let _ = reply.send(Err(ClientError::StorageFailed(f.clone())));
+                    return;
+                }
+                if self.writes.len() + self.parked_writes.len() >= self.cfg.pending_writes_max {
+                    let _ = reply.send(Err(ClientError::Busy));
+                    return;
+                }
+                self.request_seq += 1;
+                let id = RequestId {
+                    node: self.raft.id(),
+                    epoch: self.cfg.request_epoch,
+                    seq: self.request_seq,
+                };
+                let deadline_tick = self.ticks + self.ticks_for(timeout);
+                self.propose(
+                    id,
+                    cmd,
+                    PendingWrite {
+                        reply,
+                        deadline_tick,
+                    },
+                );
+            }
+            ClientRequest::Read {
+                req,
+                serializable,
+                timeout,
+                reply,
+            } => {
+                if serializable {
+                    let out = self.serve(&req);
+                    let _ = reply.send(out);
+                    return;
+                }
+                let deadline_tick = self.ticks + self.ticks_for(timeout);
+                self.reads_new.push(PendingRead {
+                    req,
+                    reply,
+                    deadline_tick,
+                });
+            }
+            ClientRequest::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn ticks_for(&self, timeout: Duration) -> u64 {
+        let tick = self.clock.tick_interval().as_millis().max(1);
+        ((timeout.as_millis() / tick) as u64).clamp(1, self.timeout_ticks.max(1) * 100)
+    }
+
+    fn propose(&mut self, id: RequestId, cmd: Command, waiter: PendingWrite) {
+        if waiter.deadline_tick <= self.ticks {
+            let err = if self.raft.leader().is_none() {
+                ClientError::NoLeader
+            } else {
+                ClientError::Timeout
+            };
+            let _ = waiter.reply.send(Err(err));
+            return;
+        }
+        let data = LogCommand {
+            id,
+            cmd: cmd.clone(),
+        }
+        .encode();
+        match self.raft.propose(data) {
+            Ok(_) => {
+                self.writes.insert(id, waiter);
+            }
+            Err(ProposeError::TooLarge {
+                size_bytes,
+                max_bytes,
+            }) => {
+                let _ = waiter.reply.send(Err(ClientError::TooLarge {
+                    size_bytes,
+                    max_bytes,
+                }));
+            }
+            Err(ProposeError::NotLeader { .. }) | Err(ProposeError::Dropped(_)) => {
+                // Never appended anywhere, so retrying cannot apply it twice.
+                self.parked_writes
+                    .push_back(ParkedWrite { id, cmd, waiter });
+            }
+        }
+    }
+
+    fn serve(&self, req: &RangeRequest) -> Result<ReadOutcome, ClientError> {
+        let range = self.kv.range(req)?;
+        Ok(ReadOutcome {
+            header: self.header(range.revision),
+            range,
+        })
+    }
+
+    /// Starts one ReadIndex for every linearizable read that arrived since the last one.
+    fn flush_reads(&mut self) {
+        if self.reads_new.is_empty() {
+            return;
+        }
+        match self.raft.read_index() {
+            Ok(id) => {
+                let batch = std::mem::take(&mut self.reads_new);
+                self.reads_confirming.insert(id, batch);
+            }
+            Err(ReadIndexError::NoLeader) | Err(ReadIndexError::Aborted) => {
+                let batch = std::mem::take(&mut self.reads_new);
+                self.reads_retry.extend(batch);
+            }
+            Err(ReadIndexError::TooManyPending) => {
+                for r in std::mem::take(&mut self.reads_new) {
+                    let _ = r.reply.send(Err(ClientError::Busy));
+                }
+            }
+        }
+    }
+
+    fn on_read_state(&mut self, rs: ReadState) {
+        let Some(batch) = self.reads_confirming.remove(&rs.id) else {
+            return;
+        };
+        match rs.result {
+            Ok(index) => self.reads_applying.entry(index).or_default().extend(batch),
+            // Leader changed or the request was lost: start over with a fresh read id.
+            Err(_) => self.reads_retry.extend(batch),
+        }
+    }
+
+    fn serve_applied_reads(&mut self) {
+        while let Some(entry) = self.reads_applying.first_entry() {
+            if *entry.key() > self.kv_applied {
+                break;
+            }
+            for r in entry.remove() {
+                let out = self.serve(&r.req);
+                let _ = r.reply.send(out);
+            }
+        }
+    }
+
+    fn on_storage(&mut self, done: StorageDone) {
+        match done {
+            StorageDone::Persisted(id) => self.raft.persisted(id),
+            StorageDone::SnapshotSaved { index, compact_to } => {
+                self.snapshot_in_progress = false;
+                self.last_snapshot_index = index;
+                if let Err(e) = self.raft.compact(compact_to) {
+                    tracing::warn!(compact_to, error = %e, "log compaction skipped");
+                }
+            }
+            StorageDone::Failed(why) => self.fail(why),
+        }
+    }
+
+    /// The disk failed: stop taking part (no ticks, no messages) so the rest of the cluster
+    /// carries on without us, and refuse writes. Nothing acknowledged is lost: acknowledgements
+    /// only ever follow durable writes.
+    fn fail(&mut self, why: String) {
+        if self.failed.is_some() {
+            return;
+        }
+        tracing::error!(error = %why, "storage failed; this node stops accepting writes");
+        for (_, w) in std::mem::take(&mut self.writes) {
+            let _ = w.reply.send(Err(ClientError::StorageFailed(why.clone())));
+        }
+        for p in std::mem::take(&mut self.parked_writes) {
+            let _ = p
+                .waiter
+                .reply
+                .send(Err(ClientError::StorageFailed(why.clone())));
+        }
+        self.failed = Some(why);
+    }
+
+    /// Carries out every pending `Ready`.
+    fn drive(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.flush_reads();
+        while self.raft.has_ready() {
+            let rd = self.raft.ready();
+            self.handle_ready(rd);
+            if self.failed.is_some() {
+                return;
+            }
+        }
+        self.serve_applied_reads();
+        self.maybe_snapshot();
+        self.log_role_change();
+    }
+
+    fn log_role_change(&mut self) {
+        let now = (self.raft.role(), self.raft.term(), self.raft.leader());
+        if now == self.logged_role {
+            return;
+        }
+        let (role, term, leader) = now;
+        if role == RoleKind::Leader {
+            tracing::info!(term, "became leader");
+        } else if leader != self.logged_role.2 || role != self.logged_role.0 {
+            let leader = leader.map(|l| format!("{l:x}"));
+            tracing::info!(?role, term, leader, "raft role changed");
+        }
+        self.logged_role = now;
+    }
+
+    fn handle_ready(&mut self, rd: Ready) {
+        if let Some(id) = rd.persist_id {
+            let op = StorageOp::Write {
+                id,
+                hard_state: rd.hard_state,
+                snapshot: rd.snapshot.clone(),
+                entries: rd.entries,
+                must_sync: rd.must_sync,
+            };
+            if self.storage.ops.send(op).is_err() {
+                self.fail("storage worker stopped".into());
+                return;
+            }
+        }
+        for m in rd.messages {
+            self.peers.send(m);
+        }
+        if let Some(snap) = rd.snapshot {
+            match KvStore::restore(&snap.data) {
+                Ok(kv) => {
+                    tracing::info!(
+                        index = snap.meta.index,
+                        term = snap.meta.term,
+                        "installed a snapshot from the leader"
+                    );
+                    self.kv = kv;
+                    self.kv_applied = snap.meta.index;
+                    self.last_snapshot_index = snap.meta.index;
+                }
+                Err(e) => {
+                    self.fail(format!("snapshot from the leader cannot be restored: {e}"));
+                    return;
+                }
+            }
+        }
+        for e in rd.committed {
+            self.kv_applied = e.index;
+            if let EntryPayload::Normal(data) = &e.payload {
+                self.apply(e.index, data);
+            }
+        }
+        for rs in rd.read_states {
+            self.on_read_state(rs);
+        }
+    }
+
+    fn apply(&mut self, index: Index, data: &[u8]) {
+        let Some(lc) = LogCommand::decode(data) else {
+            tracing::error!(
+                index,
+                "committed entry is not a command this version understands"
+            );
+            return;
+        };
+        let result = self.kv.apply(&lc.cmd);
+        let Some(w) = self.writes.remove(&lc.id) else {
+            return;
+        };
+        let out = result.map(|result| {
+            let revision = match &result {
+                CommandResult::Put { revision, .. }
+                | CommandResult::DeleteRange { revision, .. } => *revision,
+            };
+            WriteOutcome {
+                header: self.header(revision),
+                result,
+            }
+        });
+        let _ = w.reply.send(out.map_err(ClientError::from));
+    }
+
+    /// Snapshots the state machine every `snapshot_every_entries` applied entries.
+    fn maybe_snapshot(&mut self) {
+        if self.snapshot_in_progress
+            || self.kv_applied < self.last_snapshot_index + self.cfg.snapshot_every_entries
+        {
+            return;
+        }
+        let index = self.kv_applied;
+        if let Err(e) = self.raft.snapshot_taken(index, self.kv.snapshot()) {
+            tracing::warn!(index, error = %e, "snapshot not taken");
+            return;
+        }
+        let snapshot = self.raft.latest_snapshot().cloned().expect("just taken");
+        let compact_to = index.saturating_sub(self.cfg.catch_up_entries);
+        if self
+            .storage
+            .ops
+            .send(StorageOp::SaveSnapshot {
+                snapshot,
+                compact_to,
+            })
+            .is_err()
+        {
+            self.fail("storage worker stopped".into());
+            return;
+        }
+        self.snapshot_in_progress = true;
+    }
+}

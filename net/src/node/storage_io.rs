@@ -1,0 +1,144 @@
+//! The node loop's side of durable storage: operations go to a storage worker over a channel
+//! and completions come back on another, so the loop never blocks on the disk. The worker
+//! drains every queued write, writes them all and syncs once (group commit).
+
+use sextant_core::{Entry, HardState, Index, PersistId, Snapshot};
+use tokio::sync::mpsc;
+
+/// Work for the storage worker.
+#[derive(Debug)]
+pub enum StorageOp {
+    /// The persistent part of one `Ready`.
+    Write {
+        id: PersistId,
+        hard_state: Option<HardState>,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        must_sync: bool,
+    },
+    /// Save a snapshot the state machine took (durably), then drop log records up to
+    /// `compact_to`.
+    SaveSnapshot {
+        snapshot: Snapshot,
+        compact_to: Index,
+    },
+}
+
+/// What the storage worker reports back.
+#[derive(Debug)]
+pub enum StorageDone {
+    /// Every write up to and including `id` is durable.
+    Persisted(PersistId),
+    SnapshotSaved {
+        index: Index,
+        compact_to: Index,
+    },
+    /// The disk failed; nothing after the last `Persisted` is durable, and the worker takes
+    /// no more writes.
+    Failed(String),
+}
+
+/// The channel pair the node loop uses to talk to a storage worker.
+pub struct StorageIo {
+    pub ops: mpsc::UnboundedSender<StorageOp>,
+    pub done: mpsc::UnboundedReceiver<StorageDone>,
+}
+
+/// Synchronous durable storage, driven by a worker (e.g. `FileStorage`).
+pub trait DurableLog: Send + 'static {
+    type Error: std::fmt::Display;
+    fn append(
+        &mut self,
+        hard_state: Option<HardState>,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+    ) -> Result<(), Self::Error>;
+    fn sync(&mut self) -> Result<(), Self::Error>;
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error>;
+    fn compact(&mut self, index: Index) -> Result<(), Self::Error>;
+}
+
+/// Runs `log` on a dedicated OS thread (blocking file I/O must not stall the runtime). The
+/// thread ends once the node loop drops its `StorageIo`, after finishing what was queued.
+#[cfg(not(madsim))]
+pub fn spawn_storage_thread<L: DurableLog>(mut log: L) -> (StorageIo, std::thread::JoinHandle<()>) {
+    let (ops_tx, mut ops_rx) = mpsc::unbounded_channel::<StorageOp>();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let thread = std::thread::Builder::new()
+        .name("sextant-storage".into())
+        .spawn(move || {
+            let mut failed = false;
+            while let Some(first) = ops_rx.blocking_recv() {
+                let mut batch = vec![first];
+                while let Ok(op) = ops_rx.try_recv() {
+                    batch.push(op);
+                }
+                if failed {
+                    continue;
+                }
+                if let Err(e) = run_batch(&mut log, batch, &done_tx) {
+                    failed = true;
+                    let _ = done_tx.send(StorageDone::Failed(e));
+                }
+            }
+        })
+        .expect("spawn the storage thread");
+    (
+        StorageIo {
+            ops: ops_tx,
+            done: done_rx,
+        },
+        thread,
+    )
+}
+
+/// Carries out one group of operations: writes in order, one sync for all of them, then the
+/// acknowledgements. Snapshots are saved in order with the writes around them.
+pub fn run_batch<L: DurableLog>(
+    log: &mut L,
+    batch: Vec<StorageOp>,
+    done: &mpsc::UnboundedSender<StorageDone>,
+) -> Result<(), String> {
+    let mut last_id: Option<PersistId> = None;
+    let mut need_sync = false;
+    let flush = |log: &mut L, last_id: &mut Option<PersistId>, need_sync: &mut bool| {
+        if let Some(id) = last_id.take() {
+            if std::mem::take(need_sync) {
+                log.sync().map_err(|e| format!("fsync failed: {e}"))?;
+            }
+            let _ = done.send(StorageDone::Persisted(id));
+        }
+        Ok::<(), String>(())
+    };
+    for op in batch {
+        match op {
+            StorageOp::Write {
+                id,
+                hard_state,
+                snapshot,
+                entries,
+                must_sync,
+            } => {
+                log.append(hard_state, snapshot.as_ref(), &entries)
+                    .map_err(|e| format!("write failed: {e}"))?;
+                need_sync |= must_sync;
+                last_id = Some(id);
+            }
+            StorageOp::SaveSnapshot {
+                snapshot,
+                compact_to,
+            } => {
+                flush(log, &mut last_id, &mut need_sync)?;
+                log.save_snapshot(&snapshot)
+                    .map_err(|e| format!("saving snapshot failed: {e}"))?;
+                log.compact(compact_to)
+                    .map_err(|e| format!("compacting the log failed: {e}"))?;
+                let _ = done.send(StorageDone::SnapshotSaved {
+                    index: snapshot.meta.index,
+                    compact_to,
+                });
+            }
+        }
+    }
+    flush(log, &mut last_id, &mut need_sync)
+}

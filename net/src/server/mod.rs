@@ -1,0 +1,348 @@
+//! Assembling a production node: open the data dir, restore or bootstrap the Raft core,
+//! start the TCP peer transport, the storage thread, the node loop and the etcd gRPC
+//! listeners; and take it all down again cleanly. The `sextant` binary turns flags and a
+//! config file into a [`ServerConfig`] and calls [`Server::start`].
+
+mod identity;
+mod urls;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sextant_core::kv::KvStore;
+use sextant_core::{Config as RaftConfig, Message, NodeId, Raft, ReadMode, RestoreState};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use identity::{cluster_id, member_id, Identity};
+pub use urls::{parse_url_list, resolve_listen, UrlError};
+
+use crate::grpc::{KvService, MaintenanceService};
+use crate::node::{
+    spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
+};
+use crate::storage::{FileStorage, StorageOptions, WriteError};
+use crate::transport::{TcpTransport, TransportConfig};
+
+/// Whether this member starts a new cluster or joins an existing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+/// Everything a node needs to start, already validated by the caller.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client: Vec<SocketAddr>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer: SocketAddr,
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// name -> peer URLs of every initial member.
+    pub initial_cluster: BTreeMap<String, Vec<String>>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    pub snapshot_count: u64,
+    pub max_request_bytes: usize,
+    pub request_timeout: Duration,
+    pub lease_reads: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("data dir {dir}: {source}")]
+    Storage {
+        dir: PathBuf,
+        #[source]
+        source: crate::storage::OpenError,
+    },
+    #[error("data dir {0}")]
+    Identity(#[from] identity::IdentityError),
+    #[error("restoring raft state: {0}")]
+    Restore(#[from] sextant_core::RestoreError),
+    #[error("state machine snapshot in the data dir is unreadable: {0}")]
+    Snapshot(#[from] sextant_core::kv::SnapshotDecodeError),
+    #[error("peer transport: {0}")]
+    Transport(#[from] crate::transport::StartError),
+    #[error("cannot listen for clients on {addr}: {source}")]
+    ClientListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot resolve peer URL: {0}")]
+    Url(#[from] UrlError),
+}
+
+impl DurableLog for FileStorage {
+    type Error = WriteError;
+    fn append(
+        &mut self,
+        hard_state: Option<sextant_core::HardState>,
+        snapshot: Option<&sextant_core::Snapshot>,
+        entries: &[sextant_core::Entry],
+    ) -> Result<(), WriteError> {
+        FileStorage::append(self, hard_state, snapshot, entries)
+    }
+    fn sync(&mut self) -> Result<(), WriteError> {
+        FileStorage::sync(self)
+    }
+    fn save_snapshot(&mut self, snapshot: &sextant_core::Snapshot) -> Result<(), WriteError> {
+        FileStorage::save_snapshot(self, snapshot)
+    }
+    fn compact(&mut self, index: sextant_core::Index) -> Result<(), WriteError> {
+        FileStorage::compact(self, index)
+    }
+}
+
+struct TransportSender(Arc<TcpTransport>);
+
+impl PeerSender for TransportSender {
+    fn send(&self, msg: Message) {
+        // Drops (full queue, unknown peer) are counted by the transport; Raft retransmits.
+        let _ = self.0.send(msg);
+    }
+}
+
+/// A running node.
+pub struct Server {
+    pub member_id: NodeId,
+    pub cluster_id: u64,
+    pub node: NodeHandle,
+    pub client_addrs: Vec<SocketAddr>,
+    pub peer_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    node_task: JoinHandle<()>,
+    storage_thread: std::thread::JoinHandle<()>,
+    transport: Arc<TcpTransport>,
+}
+
+impl Server {
+    /// Opens the data dir and starts everything. Must run inside a tokio runtime.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+        let members = member_ids(&cfg)?;
+        let Some(&me) = members
+            .iter()
+            .find(|(_, name)| **name == cfg.name)
+            .map(|(id, _)| id)
+        else {
+            return Err(StartError::Config(format!(
+                "--initial-cluster does not name this member ({})",
+                cfg.name
+            )));
+        };
+        let cid = cluster_id(&cfg.initial_cluster_token, members.keys().copied());
+        identity::check_or_write(
+            &cfg.data_dir,
+            &Identity {
+                name: cfg.name.clone(),
+                member_id: me,
+                cluster_id: cid,
+            },
+        )?;
+
+        let (storage, recovered) =
+            FileStorage::open(&cfg.data_dir.join("member"), StorageOptions::default()).map_err(
+                |source| StartError::Storage {
+                    dir: cfg.data_dir.clone(),
+                    source,
+                },
+            )?;
+        if let Some(torn) = &recovered.repaired_tail {
+            tracing::warn!(%torn, "repaired a torn write at the end of the log");
+        }
+        let raft_cfg = raft_config(&cfg, me)?;
+        let fresh = is_empty(&recovered.state);
+        let (raft, kv, applied) = if fresh && cfg.initial_cluster_state == ClusterState::New {
+            let voters: Vec<NodeId> = members.keys().copied().collect();
+            tracing::info!(member = me, ?voters, "bootstrapping a new cluster");
+            (Raft::bootstrap(raft_cfg, &voters)?, KvStore::new(), 0)
+        } else {
+            let state = recovered.state;
+            let (kv, applied) = match &state.snapshot {
+                Some(s) => (KvStore::restore(&s.data)?, s.meta.index),
+                None => (KvStore::new(), 0),
+            };
+            tracing::info!(
+                member = me,
+                applied,
+                last = state.entries.last().map(|e| e.index),
+                "restarting from the data dir"
+            );
+            (Raft::new(raft_cfg, state)?, kv, applied)
+        };
+
+        let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let mut tcfg = TransportConfig::new(cid, me, cfg.listen_peer);
+        for (id, name) in &members {
+            if *id != me {
+                let url = cfg.initial_cluster[name]
+                    .first()
+                    .expect("validated non-empty");
+                tcfg.peers.insert(*id, urls::resolve(url)?);
+            }
+        }
+        tcfg.frame_bytes_max = (cfg.max_request_bytes as u32)
+            .saturating_mul(4)
+            .max(64 * 1024 * 1024);
+        let transport = Arc::new(TcpTransport::start(tcfg, inbound_tx)?);
+        let peer_addr = transport.local_addr();
+
+        let (storage_io, storage_thread) = spawn_storage_thread(storage);
+        let mut node_cfg = NodeConfig::new(cid, rand::random());
+        node_cfg.request_timeout = cfg.request_timeout;
+        node_cfg.snapshot_every_entries = cfg.snapshot_count.max(1);
+        node_cfg.catch_up_entries = (cfg.snapshot_count / 2).min(5_000);
+        let clock = IntervalClock::new(cfg.heartbeat_interval);
+        let (node_loop, handle) = NodeLoop::new(
+            node_cfg,
+            raft,
+            kv,
+            applied,
+            TransportSender(transport.clone()),
+            clock,
+            storage_io,
+            inbound_rx,
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let node_task = tokio::spawn(node_loop.run(wait_stop(stop_rx.clone())));
+
+        let mut tasks = Vec::new();
+        let mut client_addrs = Vec::new();
+        for addr in &cfg.listen_client {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::ClientListen {
+                    addr: *addr,
+                    source,
+                })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::ClientListen {
+                    addr: *addr,
+                    source,
+                })?;
+            client_addrs.push(local);
+            let incoming = accept_stream(listener);
+            let svc = KvService::server(handle.clone(), cfg.max_request_bytes + 512 * 1024);
+            let maintenance = MaintenanceService::server(handle.clone());
+            let stop_rx = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = tonic::transport::Server::builder()
+                    .add_service(svc)
+                    .add_service(maintenance)
+                    .serve_with_incoming_shutdown(incoming, wait_stop(stop_rx))
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "client gRPC server stopped");
+                }
+            }));
+            tracing::info!(%local, "serving etcd v3 clients");
+        }
+        tracing::info!(member = me, cluster = cid, %peer_addr, "member started");
+        Ok(Server {
+            member_id: me,
+            cluster_id: cid,
+            node: handle,
+            client_addrs,
+            peer_addr,
+            stop,
+            tasks,
+            node_task,
+            storage_thread,
+            transport,
+        })
+    }
+
+    /// Stops serving clients, stops the node loop, lets the storage thread finish its last
+    /// writes, and closes peer connections.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = self.node_task.await;
+        self.transport.shutdown().await;
+        // The loop dropped its storage sender; the thread drains what is queued and exits.
+        let _ = tokio::task::spawn_blocking(move || self.storage_thread.join()).await;
+        tracing::info!("member stopped");
+    }
+}
+
+async fn wait_stop(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepted client connections, with Nagle off (small request/response RPCs).
+fn accept_stream(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            s
+        });
+        Some((r, l))
+    })
+}
+
+fn is_empty(s: &RestoreState) -> bool {
+    s.snapshot.is_none() && s.entries.is_empty() && s.hard_state == Default::default()
+}
+
+/// Member ids of the initial cluster, derived from names' peer URLs and the cluster token
+/// (stable across restarts, like etcd's).
+fn member_ids(cfg: &ServerConfig) -> Result<BTreeMap<NodeId, String>, StartError> {
+    let mut ids = BTreeMap::new();
+    for (name, urls) in &cfg.initial_cluster {
+        if urls.is_empty() {
+            return Err(StartError::Config(format!("member {name} has no peer URL")));
+        }
+        let id = member_id(urls, &cfg.initial_cluster_token);
+        if let Some(other) = ids.insert(id, name.clone()) {
+            return Err(StartError::Config(format!(
+                "members {other} and {name} have the same peer URLs"
+            )));
+        }
+    }
+    Ok(ids)
+}
+
+fn raft_config(cfg: &ServerConfig, me: NodeId) -> Result<RaftConfig, StartError> {
+    let hb = cfg.heartbeat_interval.as_millis().max(1);
+    let election_ticks = (cfg.election_timeout.as_millis() / hb) as u32;
+    if election_ticks < 5 {
+        return Err(StartError::Config(
+            "--election-timeout must be at least 5x --heartbeat-interval".into(),
+        ));
+    }
+    let mut c = RaftConfig::new(me);
+    c.election_ticks_min = election_ticks;
+    c.election_ticks_max = election_ticks * 2;
+    c.heartbeat_ticks = 1;
+    c.entry_bytes_max = cfg.max_request_bytes + 1024;
+    c.rng_seed = rand::random();
+    if cfg.lease_reads {
+        c.read_mode = ReadMode::Lease {
+            drift_ticks_max: (election_ticks / 5).max(1),
+        };
+    }
+    c.validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(c)
+}
