@@ -1,4 +1,29 @@
-//! The `sextant` binary. The server and client subcommands arrive with the node issue.
-fn main() {
-    println!("sextant {}", env!("CARGO_PKG_VERSION"));
+//! The `sextant` binary.
+
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sextant",
+    version,
+    about = "A Raft-based configuration and coordination service speaking the etcd v3 API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a member (a single node by default, or one member of a cluster).
+    Server(Box<server::ServerArgs>),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server::run(*args),
+    }
 }

@@ -1,2 +1,328 @@
-//! End-to-end tests of real `sextant` processes on 127.0.0.x. The suites arrive with the node
-//! issue (a 3-node cluster of real processes) and later issues; this crate fixes the layout.
+//! Harness for end-to-end tests of real `sextant` processes on 127.0.0.x: builds the binary,
+//! starts members with etcd-style flags, kills (`SIGKILL`) and restarts them, and talks to
+//! them over the etcd v3 gRPC API (a tonic client generated from the same etcd protos, so
+//! requests cross a real HTTP/2 connection). Every process is killed when the harness is
+//! dropped, also when a test fails; every wait is bounded.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sextant_net::grpc::pb::etcdserverpb as pb;
+use tonic::transport::{Channel, Endpoint};
+
+/// The `sextant` binary of this workspace, built (once per test process) if needed.
+pub fn sextant_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("SEXTANT_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<test> -> target/<profile>/sextant
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "-p", "sextant", "--bin", "sextant"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("run cargo build for the sextant binary");
+        assert!(status.success(), "building the sextant binary failed");
+        let bin = profile_dir.join("sextant");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A free TCP port on `ip` (bound and released; the tests run on loopback only).
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    let l = TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One member: its addresses, data dir and (while running) its process.
+pub struct Member {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    boots: u32,
+    child: Option<Child>,
+}
+
+impl Member {
+    pub fn client_url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.peer_port)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Everything this member logged (all boots).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `SIGTERM` and wait for a clean exit (bounded).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+}
+
+/// Timing and snapshot settings shared by every member.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    pub snapshot_count: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            heartbeat_ms: 50,
+            election_ms: 500,
+            snapshot_count: 10_000,
+        }
+    }
+}
+
+/// A cluster of real processes.
+pub struct ProcessCluster {
+    pub members: Vec<Member>,
+    pub tuning: Tuning,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Starts `n` members on 127.0.0.1 ..= 127.0.0.n.
+    pub fn start(n: u8, tuning: Tuning) -> ProcessCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members = (1..=n)
+            .map(|i| {
+                let ip = Ipv4Addr::new(127, 0, 0, i);
+                Member {
+                    name: format!("n{i}"),
+                    ip,
+                    client_port: free_port(ip),
+                    peer_port: free_port(ip),
+                    data_dir: dir.path().join(format!("n{i}")),
+                    log_path: dir.path().join(format!("n{i}.log")),
+                    boots: 0,
+                    child: None,
+                }
+            })
+            .collect();
+        let mut c = ProcessCluster {
+            members,
+            tuning,
+            _dir: dir,
+        };
+        for k in 0..c.members.len() {
+            c.launch(k);
+        }
+        c
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts (or restarts) member `k` with the cluster's flags.
+    pub fn launch(&mut self, k: usize) {
+        let initial = self.initial_cluster();
+        let t = self.tuning.clone();
+        let m = &mut self.members[k];
+        assert!(m.child.is_none(), "{} is already running", m.name);
+        m.boots += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log_path)
+            .expect("open member log");
+        let child = Command::new(sextant_bin())
+            .arg("server")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &m.client_url()])
+            .args(["--listen-peer-urls", &m.peer_url()])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .args(["--initial-cluster", &initial])
+            .args(["--initial-cluster-token", "e2e"])
+            .args(["--heartbeat-interval", &t.heartbeat_ms.to_string()])
+            .args(["--election-timeout", &t.election_ms.to_string()])
+            .args(["--snapshot-count", &t.snapshot_count.to_string()])
+            .args(["--log-level", "info"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn sextant");
+        m.child = Some(child);
+    }
+
+    /// All members' logs, for failure messages.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("===== {} =====\n{}", m.name, m.log()))
+            .collect()
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            m.kill9();
+        }
+    }
+}
+
+/// An etcd v3 client connected to exactly one member (no balancing: tests know who answers).
+#[derive(Clone)]
+pub struct EtcdClient {
+    kv: pb::kv_client::KvClient<Channel>,
+    maintenance: pb::maintenance_client::MaintenanceClient<Channel>,
+}
+
+impl EtcdClient {
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<pb::PutResponse, tonic::Status> {
+        let req = pb::PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        };
+        Ok(self.kv.put(req).await?.into_inner())
+    }
+
+    /// The value of `key`, linearizable unless `serializable`.
+    pub async fn get(
+        &mut self,
+        key: &str,
+        serializable: bool,
+    ) -> Result<Option<String>, tonic::Status> {
+        let req = pb::RangeRequest {
+            key: key.into(),
+            serializable,
+            ..Default::default()
+        };
+        let r = self.kv.range(req).await?.into_inner();
+        Ok(r.kvs
+            .first()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
+    }
+
+    /// How many keys start with `prefix`.
+    pub async fn count_prefix(
+        &mut self,
+        prefix: &str,
+        serializable: bool,
+    ) -> Result<i64, tonic::Status> {
+        let mut end = prefix.as_bytes().to_vec();
+        *end.last_mut().expect("non-empty prefix") += 1;
+        let req = pb::RangeRequest {
+            key: prefix.into(),
+            range_end: end,
+            count_only: true,
+            serializable,
+            ..Default::default()
+        };
+        Ok(self.kv.range(req).await?.into_inner().count)
+    }
+
+    pub async fn status(&mut self) -> Result<pb::StatusResponse, tonic::Status> {
+        Ok(self
+            .maintenance
+            .status(pb::StatusRequest {})
+            .await?
+            .into_inner())
+    }
+}
+
+/// Connects to one member, retrying while it starts (bounded).
+pub async fn client(url: &str) -> EtcdClient {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .expect("valid url")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10));
+    loop {
+        match endpoint.connect().await {
+            Ok(ch) => {
+                return EtcdClient {
+                    kv: pb::kv_client::KvClient::new(ch.clone()),
+                    maintenance: pb::maintenance_client::MaintenanceClient::new(ch),
+                }
+            }
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot connect to {url}: {e}"),
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some` or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

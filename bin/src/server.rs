@@ -1,0 +1,342 @@
+//! `sextant server`: etcd-style flags, an optional TOML config file (flags win over the file,
+//! the file over defaults), structured logs, and a clean shutdown on SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use sextant_net::server::{parse_url_list, resolve_listen, ClusterState, Server, ServerConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateArg {
+    New,
+    Existing,
+}
+
+/// Flags as etcd names them. Every flag can also be set in the `--config-file` (same names).
+#[derive(Args, Debug, Default)]
+pub struct ServerArgs {
+    /// TOML file with any of the settings below (keys as the flag names, e.g. `data-dir`).
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Human-readable name of this member [default: default].
+    #[arg(long)]
+    name: Option<String>,
+    /// Where the log, snapshots and identity are kept [default: ./sextant.data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// URLs to serve clients on [default: http://127.0.0.1:2379].
+    #[arg(long)]
+    listen_client_urls: Option<String>,
+    /// Client URLs advertised to the cluster [default: the listen URLs].
+    #[arg(long)]
+    advertise_client_urls: Option<String>,
+    /// URL to listen for peers on [default: http://127.0.0.1:2380].
+    #[arg(long)]
+    listen_peer_urls: Option<String>,
+    /// This member's peer URLs as the others reach them [default: the listen URL].
+    #[arg(long)]
+    initial_advertise_peer_urls: Option<String>,
+    /// Initial members: `name=http://host:port,...` [default: this member alone].
+    #[arg(long)]
+    initial_cluster: Option<String>,
+    /// `new` bootstraps a cluster; `existing` joins one [default: new].
+    #[arg(long, value_enum)]
+    initial_cluster_state: Option<StateArg>,
+    /// Distinguishes clusters bootstrapped with the same members [default: sextant-cluster].
+    #[arg(long)]
+    initial_cluster_token: Option<String>,
+    /// Leader heartbeat period in milliseconds (one Raft tick) [default: 100].
+    #[arg(long)]
+    heartbeat_interval: Option<u64>,
+    /// Election timeout in milliseconds [default: 1000].
+    #[arg(long)]
+    election_timeout: Option<u64>,
+    /// Entries applied between state-machine snapshots [default: 10000].
+    #[arg(long)]
+    snapshot_count: Option<u64>,
+    /// Largest client request in bytes [default: 1572864].
+    #[arg(long)]
+    max_request_bytes: Option<usize>,
+    /// How long a request may wait for a leader and replication, in milliseconds [default: 5000].
+    #[arg(long)]
+    request_timeout: Option<u64>,
+    /// Serve linearizable reads from the leader's lease (needs bounded clock drift).
+    #[arg(long)]
+    experimental_lease_reads: bool,
+    /// Log filter (e.g. `info`, `sextant_net=debug`) [default: info, or RUST_LOG].
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// The config file: the same settings, by flag name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen_client_urls: Option<String>,
+    advertise_client_urls: Option<String>,
+    listen_peer_urls: Option<String>,
+    initial_advertise_peer_urls: Option<String>,
+    initial_cluster: Option<String>,
+    initial_cluster_state: Option<StateArg>,
+    initial_cluster_token: Option<String>,
+    heartbeat_interval: Option<u64>,
+    election_timeout: Option<u64>,
+    snapshot_count: Option<u64>,
+    max_request_bytes: Option<usize>,
+    request_timeout: Option<u64>,
+    experimental_lease_reads: Option<bool>,
+    log_level: Option<String>,
+}
+
+fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String)> {
+    let file: FileConfig = match &args.config_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let name = args.name.or(file.name).unwrap_or_else(|| "default".into());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./sextant.data"));
+    let listen_client = args
+        .listen_client_urls
+        .or(file.listen_client_urls)
+        .unwrap_or_else(|| "http://127.0.0.1:2379".into());
+    let listen_client_urls = parse_url_list(&listen_client).context("--listen-client-urls")?;
+    let advertise_client_urls = match args.advertise_client_urls.or(file.advertise_client_urls) {
+        Some(s) => parse_url_list(&s).context("--advertise-client-urls")?,
+        None => listen_client_urls.clone(),
+    };
+    let listen_peer = args
+        .listen_peer_urls
+        .or(file.listen_peer_urls)
+        .unwrap_or_else(|| "http://127.0.0.1:2380".into());
+    let listen_peer_urls = parse_url_list(&listen_peer).context("--listen-peer-urls")?;
+    if listen_peer_urls.len() != 1 {
+        bail!("--listen-peer-urls: exactly one URL is supported");
+    }
+    let advertise_peer = match args
+        .initial_advertise_peer_urls
+        .or(file.initial_advertise_peer_urls)
+    {
+        Some(s) => parse_url_list(&s).context("--initial-advertise-peer-urls")?,
+        None => listen_peer_urls.clone(),
+    };
+    let initial_cluster = match args.initial_cluster.or(file.initial_cluster) {
+        Some(s) => parse_initial_cluster(&s)?,
+        None => BTreeMap::from([(name.clone(), advertise_peer.clone())]),
+    };
+    match initial_cluster.get(&name) {
+        None => bail!("--initial-cluster has no entry for this member's --name {name:?}"),
+        Some(urls) if urls != &advertise_peer => bail!(
+            "--initial-cluster lists {name}={} but --initial-advertise-peer-urls is {}",
+            urls.join(","),
+            advertise_peer.join(",")
+        ),
+        Some(_) => {}
+    }
+    let state = match args.initial_cluster_state.or(file.initial_cluster_state) {
+        Some(StateArg::Existing) => ClusterState::Existing,
+        _ => ClusterState::New,
+    };
+    let heartbeat = args
+        .heartbeat_interval
+        .or(file.heartbeat_interval)
+        .unwrap_or(100);
+    let election = args
+        .election_timeout
+        .or(file.election_timeout)
+        .unwrap_or(1000);
+    if heartbeat == 0 || election < heartbeat * 5 {
+        bail!("--election-timeout ({election} ms) must be at least 5x --heartbeat-interval ({heartbeat} ms)");
+    }
+    let max_request_bytes = args
+        .max_request_bytes
+        .or(file.max_request_bytes)
+        .unwrap_or(1536 * 1024);
+    if max_request_bytes == 0 {
+        bail!("--max-request-bytes must be positive");
+    }
+    let cfg = ServerConfig {
+        name,
+        data_dir,
+        listen_client: listen_client_urls
+            .iter()
+            .map(|u| resolve_listen(u))
+            .collect::<Result<_, _>>()
+            .context("--listen-client-urls")?,
+        advertise_client_urls,
+        listen_peer: resolve_listen(&listen_peer_urls[0]).context("--listen-peer-urls")?,
+        initial_advertise_peer_urls: advertise_peer,
+        initial_cluster,
+        initial_cluster_state: state,
+        initial_cluster_token: args
+            .initial_cluster_token
+            .or(file.initial_cluster_token)
+            .unwrap_or_else(|| "sextant-cluster".into()),
+        heartbeat_interval: Duration::from_millis(heartbeat),
+        election_timeout: Duration::from_millis(election),
+        snapshot_count: args
+            .snapshot_count
+            .or(file.snapshot_count)
+            .unwrap_or(10_000),
+        max_request_bytes,
+        request_timeout: Duration::from_millis(
+            args.request_timeout
+                .or(file.request_timeout)
+                .unwrap_or(5000),
+        ),
+        lease_reads: args.experimental_lease_reads
+            || file.experimental_lease_reads.unwrap_or(false),
+    };
+    let log = args
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+    Ok((cfg, log))
+}
+
+/// `name=url,name=url` (a name may repeat for several URLs, as in etcd).
+fn parse_initial_cluster(s: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, url)) = part.split_once('=') else {
+            bail!("--initial-cluster: {part:?} is not name=url");
+        };
+        let url = parse_url_list(url).with_context(|| format!("--initial-cluster entry {name}"))?;
+        out.entry(name.trim().to_string()).or_default().extend(url);
+    }
+    if out.is_empty() {
+        bail!("--initial-cluster is empty");
+    }
+    Ok(out)
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let (cfg, log) = resolve(args)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log-level")?)
+        .with_target(false)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = Server::start(cfg).await.context("starting the member")?;
+        tracing::info!(
+            member = format!("{:x}", server.member_id),
+            cluster = format!("{:x}", server.cluster_id),
+            clients = ?server.client_addrs,
+            "ready to serve"
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_give_a_single_local_member() {
+        let (cfg, _) = resolve(ServerArgs::default()).unwrap();
+        assert_eq!(cfg.name, "default");
+        assert_eq!(cfg.data_dir, PathBuf::from("./sextant.data"));
+        assert_eq!(cfg.listen_client, vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(cfg.listen_peer, "127.0.0.1:2380".parse().unwrap());
+        assert_eq!(cfg.initial_cluster.len(), 1);
+        assert_eq!(cfg.initial_cluster_state, ClusterState::New);
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("sextant-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "name = \"n1\"\ndata-dir = \"/tmp/x\"\nheartbeat-interval = 50\nelection-timeout = 500\n\
+             listen-peer-urls = \"http://127.0.0.1:12380\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config_file: Some(path.clone()),
+            name: Some("n2".into()),
+            ..Default::default()
+        };
+        let (cfg, _) = resolve(args).unwrap();
+        assert_eq!(cfg.name, "n2");
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.heartbeat_interval, Duration::from_millis(50));
+        assert_eq!(
+            cfg.initial_cluster["n2"],
+            vec!["http://127.0.0.1:12380".to_string()]
+        );
+        std::fs::write(&path, "nmae = \"typo\"\n").unwrap();
+        let err = resolve(ServerArgs {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn inconsistent_cluster_flags_are_refused() {
+        let args = ServerArgs {
+            name: Some("a".into()),
+            initial_cluster: Some("b=http://127.0.0.1:2380".into()),
+            ..Default::default()
+        };
+        assert!(resolve(args).unwrap_err().to_string().contains("no entry"));
+        let args = ServerArgs {
+            initial_cluster: Some("default=nope".into()),
+            ..Default::default()
+        };
+        assert!(resolve(args).is_err());
+        let args = ServerArgs {
+            heartbeat_interval: Some(100),
+            election_timeout: Some(200),
+            ..Default::default()
+        };
+        assert!(resolve(args).is_err());
+    }
+}
