@@ -273,8 +273,16 @@ impl Cluster {
     /// Delivers the in-flight message at `k`. Returns false if it was dropped.
     pub fn deliver_at(&mut self, k: usize) -> bool {
         let m = self.network.remove(k);
+        self.deliver(m)
+    }
+
+    /// Steps `m` into its recipient unless the link is cut or the recipient is down.
+    fn deliver(&mut self, m: Message) -> bool {
         if !self.link_ok(&m) {
             return false;
+        }
+        if let Some(t) = &mut self.trace {
+            t.push(format!("deliver {}->{} t{} {:?}", m.from, m.to, m.term, m.body));
         }
         let to = m.to;
         self.nodes
@@ -314,15 +322,7 @@ impl Cluster {
                 progressed = true;
                 let msgs = std::mem::take(&mut self.network);
                 for m in msgs {
-                    if self.link_ok(&m) {
-                        let to = m.to;
-                        self.nodes
-                            .get_mut(&to)
-                            .expect("checked")
-                            .raft
-                            .step(m)
-                            .expect("well-formed");
-                    }
+                    self.deliver(m);
                 }
             }
             self.check();
