@@ -52,6 +52,10 @@ impl NodeConfig {
     }
 }
 
+/// Sees the core and the state machine (and its applied index) after every batch of work.
+/// The simulator checks cluster-wide invariants with it; production runs without one.
+pub type Observer = Box<dyn FnMut(&Raft, &KvStore, Index) + Send>;
+
 /// A point-in-time view of the node, for status endpoints and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -116,6 +120,7 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     failed: Option<String>,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
+    observer: Option<Observer>,
 }
 
 /// How many queued inputs of one kind the loop takes before looking at the others.
@@ -168,8 +173,14 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             last_snapshot_index,
             failed: None,
             logged_role: (RoleKind::Follower, 0, None),
+            observer: None,
         };
         (node, handle)
+    }
+
+    /// Installs an observer called after every batch of work (see [`Observer`]).
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
     }
 
     /// Runs until `shutdown` completes or every handle and peer input is gone.
@@ -503,6 +514,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.serve_applied_reads();
         self.maybe_snapshot();
         self.log_role_change();
+        if let Some(observe) = &mut self.observer {
+            observe(&self.raft, &self.kv, self.kv_applied);
+        }
     }
 
     fn log_role_change(&mut self) {

@@ -21,7 +21,7 @@ mod storage_io;
 pub use client::{ClientError, Header, NodeHandle, ReadOutcome, WriteOutcome};
 pub use clock::{Clock, IntervalClock};
 pub use command::{LogCommand, RequestId};
-pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, PeerSender};
+pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
 #[cfg(not(madsim))]
 pub use storage_io::spawn_storage_thread;
-pub use storage_io::{DurableLog, StorageDone, StorageIo, StorageOp};
+pub use storage_io::{run_batch, DurableLog, StorageDone, StorageIo, StorageOp};
