@@ -109,8 +109,11 @@ pub enum MessageBody {
         id: ReadId,
         index: Option<Index>,
     },
-    /// Proposals forwarded from a follower to the leader.
+    /// Proposals forwarded from a follower to the leader, numbered per sender boot
+    /// (`epoch`, `seq`) so the leader applies each at most once (see `raft/forwarded.rs`).
     Propose {
+        epoch: u64,
+        seq: u64,
         payloads: Vec<EntryPayload>,
     },
 }
@@ -143,7 +146,7 @@ impl MessageBody {
                 64 + entries.iter().map(Entry::size_bytes).sum::<usize>()
             }
             MessageBody::InstallSnapshot { chunk, .. } => 128 + chunk.len(),
-            MessageBody::Propose { payloads } => {
+            MessageBody::Propose { payloads, .. } => {
                 64 + payloads.iter().map(EntryPayload::size_bytes).sum::<usize>()
             }
             _ => 64,

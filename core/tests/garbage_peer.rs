@@ -132,6 +132,8 @@ fn garbage(rng: &mut StdRng, to: NodeId) -> Message {
             index: rng.random_bool(0.5).then(|| small(rng)),
         },
         _ => MessageBody::Propose {
+            epoch: small(rng),
+            seq: small(rng),
             payloads: vec![EntryPayload::Normal(Bytes::from_static(b"forwarded"))],
         },
     };

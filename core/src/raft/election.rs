@@ -190,6 +190,7 @@ impl Raft {
             append_pending: true,
             commit_pending: false,
             read_broadcast_pending: false,
+            forwarded: Default::default(),
         }));
         self.leader = Some(me);
         self.election_elapsed = 0;

@@ -7,6 +7,7 @@
 
 mod election;
 mod follower;
+mod forwarded;
 mod membership;
 mod output;
 mod reads;
@@ -132,6 +133,8 @@ pub(crate) struct LeaderState {
     append_pending: bool,
     commit_pending: bool,
     read_broadcast_pending: bool,
+    /// Forwarded proposals seen this term (at-most-once).
+    forwarded: forwarded::ForwardedSeen,
 }
 
 pub(crate) enum Role {
@@ -179,6 +182,8 @@ pub struct Raft {
     rng: StdRng,
     read_epoch: u64,
     read_seq: u64,
+    /// Numbers this boot's forwarded proposals.
+    propose_seq: u64,
     /// Reads this follower forwarded to the leader, with the tick they were sent at.
     forwarded_reads: BTreeMap<ReadId, u64>,
     /// Latest snapshot (sent to followers that fall behind the log).
@@ -255,6 +260,7 @@ impl Raft {
             rng,
             read_epoch,
             read_seq: 0,
+            propose_seq: 0,
             forwarded_reads: BTreeMap::new(),
             snapshot: snapshot.filter(|s| s.meta.index > 0),
             snapshot_recv: None,
@@ -825,9 +831,13 @@ impl Raft {
         let Role::Leader(l) = &self.role else {
             return match self.leader {
                 Some(leader) if self.cfg.forward_proposals => {
+                    self.propose_seq += 1;
+                    let (epoch, seq) = (self.read_epoch, self.propose_seq);
                     self.send(
                         leader,
                         MessageBody::Propose {
+                            epoch,
+                            seq,
                             payloads: vec![payload],
                         },
                     );

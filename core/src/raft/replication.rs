@@ -46,7 +46,14 @@ impl Raft {
                 self.handle_snapshot_resp(from, session, snapshot_index, next_offset, done, reject);
             }
             MessageBody::ReadIndex { id } => self.leader_read(id, from),
-            MessageBody::Propose { payloads } => {
+            MessageBody::Propose {
+                epoch,
+                seq,
+                payloads,
+            } => {
+                if !self.leader_state_mut().forwarded.accept(from, epoch, seq) {
+                    return;
+                }
                 for p in payloads {
                     // Membership changes are never forwarded; oversized or refused proposals
                     // are dropped (the proposer times out and retries).

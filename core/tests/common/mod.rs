@@ -282,7 +282,10 @@ impl Cluster {
             return false;
         }
         if let Some(t) = &mut self.trace {
-            t.push(format!("deliver {}->{} t{} {:?}", m.from, m.to, m.term, m.body));
+            t.push(format!(
+                "deliver {}->{} t{} {:?}",
+                m.from, m.to, m.term, m.body
+            ));
         }
         let to = m.to;
         self.nodes

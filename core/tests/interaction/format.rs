@@ -207,7 +207,7 @@ pub fn message(m: &Message, names: &ReadNames) -> String {
         MessageBody::ReadIndexResp { id, index } => {
             format!("id={} index={}", names.name(id), opt_id(*index))
         }
-        MessageBody::Propose { payloads } => {
+        MessageBody::Propose { payloads, .. } => {
             let v: Vec<String> = payloads.iter().map(payload).collect();
             format!("[{}]", v.join(", "))
         }
