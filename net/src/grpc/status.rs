@@ -36,5 +36,11 @@ pub fn to_status(e: ClientError) -> Status {
             format!("etcdserver: storage failed on this member: {why}"),
         ),
         ClientError::Stopped => Status::new(Code::Unavailable, "etcdserver: server stopped"),
+        ClientError::NotLeader { .. } => {
+            Status::new(Code::FailedPrecondition, "etcdserver: not leader")
+        }
+        ClientError::Refused(why) => {
+            Status::new(Code::FailedPrecondition, format!("etcdserver: {why}"))
+        }
     }
 }

@@ -49,6 +49,12 @@ pub enum ClientError {
     StorageFailed(String),
     #[error("the node is shutting down")]
     Stopped,
+    /// Admin requests go to the leader; this member is not it.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// The request was refused by the cluster's rules (e.g. an invalid membership change).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 pub(crate) enum ClientRequest {
@@ -65,6 +71,14 @@ pub(crate) enum ClientRequest {
     },
     Status {
         reply: oneshot::Sender<super::NodeStatus>,
+    },
+    TransferLeader {
+        to: NodeId,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    ChangeMembership {
+        change: sextant_core::ConfChange,
+        reply: oneshot::Sender<Result<sextant_core::Index, ClientError>>,
     },
 }
 
@@ -124,6 +138,22 @@ impl NodeHandle {
             reply,
         })
         .await
+    }
+
+    /// Asks this member, which must be the leader, to hand leadership to `to`.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), ClientError> {
+        self.call(|reply| ClientRequest::TransferLeader { to, reply })
+            .await
+    }
+
+    /// Proposes a membership change at this member, which must be the leader. Returns the log
+    /// index of the change; it takes effect when that entry is appended (Raft thesis §4.1).
+    pub async fn change_membership(
+        &self,
+        change: sextant_core::ConfChange,
+    ) -> Result<sextant_core::Index, ClientError> {
+        self.call(|reply| ClientRequest::ChangeMembership { change, reply })
+            .await
     }
 
     pub async fn status(&self) -> Result<super::NodeStatus, ClientError> {

@@ -73,6 +73,9 @@ pub struct NodeStatus {
     /// Bytes of keys and values in the state machine.
     pub kv_bytes: u64,
     pub is_learner: bool,
+    /// The membership in effect at this member.
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
     pub storage_failed: Option<String>,
 }
 
@@ -244,6 +247,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             keys: self.kv.len(),
             kv_bytes: self.kv.size_bytes(),
             is_learner: self.raft.conf_state().is_learner(self.raft.id()),
+            voters: self.raft.conf_state().voters.iter().copied().collect(),
+            learners: self.raft.conf_state().learners.iter().copied().collect(),
             storage_failed: self.failed.clone(),
         }
     }
@@ -366,6 +371,38 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             }
             ClientRequest::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            ClientRequest::TransferLeader { to, reply } => {
+                let r = self.raft.transfer_leader(to).map_err(|e| match e {
+                    sextant_core::TransferError::NotLeader { leader_hint } => {
+                        ClientError::NotLeader {
+                            leader: leader_hint,
+                        }
+                    }
+                    other => ClientError::Refused(other.to_string()),
+                });
+                let _ = reply.send(r);
+            }
+            ClientRequest::ChangeMembership { change, reply } => {
+                if let Some(f) = &self.failed {
+                    let _ = reply.send(Err(ClientError::StorageFailed(f.clone())));
+                    return;
+                }
+                let r = match self.raft.propose_conf_change(change) {
+                    Ok(sextant_core::Proposed::Appended { index, .. }) => Ok(index),
+                    Ok(sextant_core::Proposed::Forwarded { leader }) => {
+                        Err(ClientError::NotLeader {
+                            leader: Some(leader),
+                        })
+                    }
+                    Err(sextant_core::ConfChangeError::NotLeader { leader_hint }) => {
+                        Err(ClientError::NotLeader {
+                            leader: leader_hint,
+                        })
+                    }
+                    Err(e) => Err(ClientError::Refused(e.to_string())),
+                };
+                let _ = reply.send(r);
             }
         }
     }
