@@ -522,6 +522,8 @@ async fn a_stalled_write_times_out_and_the_connection_is_dropped() {
             to: 2,
             term: 1,
             body: MessageBody::Propose {
+                epoch: 1,
+                seq: 1,
                 payloads: vec![EntryPayload::Normal(chunk)],
             },
         };

@@ -185,6 +185,8 @@ fn random_message(rng: &mut StdRng) -> Message {
             index: rng.random::<bool>().then(|| rng.random()),
         },
         _ => MessageBody::Propose {
+            epoch: rng.random(),
+            seq: rng.random(),
             payloads: (0..rng.random_range(0..3))
                 .map(|_| random_payload(rng))
                 .collect(),

@@ -269,6 +269,8 @@ mod tests {
             to: 2,
             term: 1,
             body: MessageBody::Propose {
+                epoch: 1,
+                seq: 1,
                 payloads: vec![EntryPayload::Normal(vec![9u8; 2 << 20].into())],
             },
         };
