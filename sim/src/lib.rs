@@ -5,3 +5,7 @@
 //! nemesis, workload clients, history recording and the linearizability checker (the simulator
 //! issue). For now it holds the determinism check that everything later relies on: a madsim
 //! run is a pure function of its seed.
+
+pub mod checker;
+#[cfg(madsim)]
+pub mod harness;

@@ -1,0 +1,69 @@
+//! Per-member clocks. madsim has one global clock; each member's Raft ticks come from this
+//! clock, which runs at its own rate (drift, in parts per million) and can jump: forward (a
+//! burst of ticks at once) or backward (ticks withheld).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sextant_net::node::Clock;
+
+/// Knobs the nemesis turns; shared with the member's clock across restarts.
+#[derive(Debug, Default)]
+pub struct ClockControl {
+    /// Rate error in ppm: +100_000 means ticks come 10% slower.
+    pub drift_ppm: AtomicI64,
+    /// Pending jump in ticks: > 0 delivers that many ticks at once, < 0 withholds ticks.
+    pub jump_ticks: AtomicI64,
+}
+
+impl ClockControl {
+    pub fn set_drift_ppm(&self, ppm: i64) {
+        self.drift_ppm
+            .store(ppm.clamp(-500_000, 500_000), Ordering::SeqCst);
+    }
+
+    pub fn jump(&self, ticks: i64) {
+        self.jump_ticks.fetch_add(ticks, Ordering::SeqCst);
+    }
+}
+
+pub struct SkewedClock {
+    base: Duration,
+    ctl: Arc<ClockControl>,
+}
+
+impl SkewedClock {
+    pub fn new(base: Duration, ctl: Arc<ClockControl>) -> SkewedClock {
+        SkewedClock { base, ctl }
+    }
+
+    fn period(&self) -> Duration {
+        let ppm = self.ctl.drift_ppm.load(Ordering::SeqCst);
+        let nanos = self.base.as_nanos() as i128 * (1_000_000 + ppm as i128) / 1_000_000;
+        Duration::from_nanos(nanos.max(1) as u64)
+    }
+}
+
+impl Clock for SkewedClock {
+    async fn tick(&mut self) {
+        loop {
+            let jump = self.ctl.jump_ticks.load(Ordering::SeqCst);
+            if jump > 0 {
+                self.ctl.jump_ticks.fetch_sub(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                return;
+            }
+            tokio::time::sleep(self.period()).await;
+            if jump < 0 {
+                self.ctl.jump_ticks.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            return;
+        }
+    }
+
+    fn tick_interval(&self) -> Duration {
+        self.base
+    }
+}

@@ -1,0 +1,144 @@
+//! Cluster-wide safety checks, fed by every member's node loop after each batch of work:
+//! at most one leader per term (§5.2), entries with the same index and term are identical
+//! (log matching, §5.3), committed entries never change (§5.4), applied <= committed, and all
+//! state machines agree at every applied index (§5.4.3). Violations are collected, not
+//! panicked, so a run reports them with its seed.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use sextant_core::kv::KvStore;
+use sextant_core::{Entry, Index, NodeId, Raft, Term};
+
+fn entry_hash(e: &Entry) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    e.hash_payload(&mut h);
+    h.finish()
+}
+
+trait HashPayload {
+    fn hash_payload<H: Hasher>(&self, h: &mut H);
+}
+
+impl HashPayload for Entry {
+    fn hash_payload<H: Hasher>(&self, h: &mut H) {
+        // Entries are plain data; their postcard encoding is a stable identity.
+        postcard::to_stdvec(self).expect("encode entry").hash(h);
+    }
+}
+
+#[derive(Default)]
+pub struct Invariants {
+    leaders: BTreeMap<Term, NodeId>,
+    /// (index, term) -> content hash of every entry seen in any log.
+    entries: BTreeMap<(Index, Term), u64>,
+    /// index -> (term, hash) of every entry seen committed.
+    committed: BTreeMap<Index, (Term, u64)>,
+    /// applied index -> hash of the state machine after applying it.
+    states: BTreeMap<Index, u64>,
+    /// Per member: highest index already checked for the log and commit checks.
+    checked: BTreeMap<NodeId, (Index, Index)>,
+    pub observations: u64,
+    pub violations: Vec<String>,
+    /// Terms in which some member became leader.
+    pub elections: u64,
+    /// Every committed entry, described (index, term, what), for failure reports.
+    pub committed_log: Vec<(Index, Term, String)>,
+}
+
+fn describe(e: &Entry) -> String {
+    match &e.payload {
+        sextant_core::EntryPayload::Normal(d) => match sextant_net::node::LogCommand::decode(d) {
+            Some(lc) => format!("{:?} {:?}", lc.id, lc.cmd),
+            None => "undecodable".to_string(),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+impl Invariants {
+    fn violation(&mut self, what: String) {
+        if self.violations.len() < 100 {
+            self.violations.push(what);
+        }
+    }
+
+    /// Checks one member's state.
+    pub fn observe(&mut self, id: NodeId, raft: &Raft, kv: &KvStore, applied: Index) {
+        self.observations += 1;
+        if raft.is_leader() {
+            match self.leaders.get(&raft.term()) {
+                Some(&other) if other != id => self.violation(format!(
+                    "two leaders in term {}: {other} and {id}",
+                    raft.term()
+                )),
+                Some(_) => {}
+                None => {
+                    self.leaders.insert(raft.term(), id);
+                    self.elections += 1;
+                }
+            }
+        }
+        if applied > raft.commit_index() {
+            self.violation(format!(
+                "member {id} applied {applied} beyond its commit {}",
+                raft.commit_index()
+            ));
+        }
+        // A restarted member may be behind what we checked; recheck from its log's start.
+        let (mut log_from, mut commit_from) = self.checked.get(&id).copied().unwrap_or((0, 0));
+        if raft.last_index() < log_from {
+            log_from = 0;
+        }
+        if raft.commit_index() < commit_from {
+            commit_from = 0;
+        }
+        let first = raft.first_index();
+        // Log matching: the uncommitted tail may change, so check from the commit point.
+        let lo = first.max(log_from.min(raft.commit_index()) + 1).max(1);
+        for i in lo..=raft.last_index() {
+            let Some(e) = raft.entry(i) else { continue };
+            let h = entry_hash(e);
+            match self.entries.get(&(i, e.term)) {
+                Some(&prev) if prev != h => self.violation(format!(
+                    "member {id}: entry {i}@{} differs from another log's",
+                    e.term
+                )),
+                Some(_) => {}
+                None => {
+                    self.entries.insert((i, e.term), h);
+                }
+            }
+        }
+        for i in first.max(commit_from + 1)..=raft.commit_index() {
+            let Some(e) = raft.entry(i) else { continue };
+            let h = (e.term, entry_hash(e));
+            match self.committed.get(&i) {
+                Some(&prev) if prev != h => self.violation(format!(
+                    "member {id}: committed entry {i} changed ({prev:?} -> {h:?})"
+                )),
+                Some(_) => {}
+                None => {
+                    self.committed.insert(i, h);
+                    self.committed_log.push((i, e.term, describe(e)));
+                }
+            }
+        }
+        self.checked
+            .insert(id, (raft.last_index(), raft.commit_index()));
+        if applied > 0 {
+            let mut hs = std::collections::hash_map::DefaultHasher::new();
+            kv.snapshot().hash(&mut hs);
+            let h = hs.finish();
+            match self.states.get(&applied) {
+                Some(&prev) if prev != h => self.violation(format!(
+                    "member {id}: state machine differs from another's at index {applied}"
+                )),
+                Some(_) => {}
+                None => {
+                    self.states.insert(applied, h);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The nemesis: injects this seed's fault mix at random times during the safety phase —
+//! partitions (random halves, one member isolated, a majorities ring, a bridge, one-way),
+//! crashes with restarts (losing unsynced writes), pauses, message loss, duplication and
+//! delay (reordering), and clock drift and jumps.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::rand::Rng;
+use sextant_core::NodeId;
+
+use super::cluster::SimCluster;
+use super::scenario::FaultRates;
+
+/// What the nemesis did, for the run report.
+#[derive(Clone, Debug, Default)]
+pub struct FaultLog {
+    pub events: Vec<(u64, String)>,
+}
+
+fn shuffled(ids: &[NodeId]) -> Vec<NodeId> {
+    let mut v = ids.to_vec();
+    let mut rng = madsim::rand::thread_rng();
+    for i in (1..v.len()).rev() {
+        let j = rng.gen_range(0..=i);
+        v.swap(i, j);
+    }
+    v
+}
+
+/// Cuts every link between `a` and `b` (both directions unless `one_way`).
+fn split(c: &SimCluster, a: &[NodeId], b: &[NodeId], one_way: bool) {
+    for &x in a {
+        for &y in b {
+            c.cut(x, y);
+            if !one_way {
+                c.cut(y, x);
+            }
+        }
+    }
+}
+
+fn partition(c: &SimCluster) -> String {
+    let ids = shuffled(&c.ids());
+    let n = ids.len();
+    let kind = madsim::rand::thread_rng().gen_range(0..5u32);
+    c.heal_network_links();
+    match kind {
+        0 => {
+            let k = madsim::rand::thread_rng().gen_range(1..n);
+            split(c, &ids[..k], &ids[k..], false);
+            format!("partition halves {:?} | {:?}", &ids[..k], &ids[k..])
+        }
+        1 => {
+            split(c, &ids[..1], &ids[1..], false);
+            format!("isolate {}", ids[0])
+        }
+        2 => {
+            // Majorities ring: each member hears only its ring neighbours.
+            let all: BTreeSet<NodeId> = ids.iter().copied().collect();
+            for (k, &x) in ids.iter().enumerate() {
+                let near: BTreeSet<NodeId> = [ids[(k + 1) % n], ids[(k + n - 1) % n], x]
+                    .into_iter()
+                    .collect();
+                for &y in all.difference(&near) {
+                    c.cut(x, y);
+                }
+            }
+            format!("majorities ring {ids:?}")
+        }
+        3 => {
+            // Bridge: two halves that only one member connects.
+            let half = n / 2;
+            let (a, rest) = ids.split_at(half);
+            let (bridge, b) = rest.split_at(1);
+            split(c, a, b, false);
+            format!("bridge {a:?} -{}- {b:?}", bridge[0])
+        }
+        _ => {
+            let k = madsim::rand::thread_rng().gen_range(1..n);
+            split(c, &ids[..k], &ids[k..], true);
+            format!("one-way {:?} -/-> {:?}", &ids[..k], &ids[k..])
+        }
+    }
+}
+
+/// Runs until `stop`, injecting faults at `rates` (events per simulated second).
+pub async fn run(
+    rates: FaultRates,
+    cluster: Arc<Mutex<SimCluster>>,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<FaultLog>>,
+    start: tokio::time::Instant,
+) {
+    let total = rates.total();
+    if total <= 0.0 {
+        return;
+    }
+    let kinds = [
+        (rates.partition, 0u8),
+        (rates.crash, 1),
+        (rates.pause, 2),
+        (rates.loss, 3),
+        (rates.duplicate, 4),
+        (rates.delay, 5),
+        (rates.clock, 6),
+        (rates.leader_partition, 7),
+        (rates.leader_pause, 8),
+        (rates.swizzle, 9),
+        (rates.transfer, 10),
+        (rates.membership, 11),
+    ];
+    while !stop.load(Ordering::SeqCst) {
+        // Exponential inter-arrival times with the summed rate.
+        let u: f64 = madsim::rand::thread_rng().gen_range(1e-6..1.0);
+        let wait = -u.ln() / total;
+        tokio::time::sleep(Duration::from_secs_f64(wait.min(5.0))).await;
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut r = madsim::rand::thread_rng().gen_range(0.0..total);
+        let mut kind = 0;
+        for (w, k) in kinds {
+            if r < w {
+                kind = k;
+                break;
+            }
+            r -= w;
+        }
+        let what = if kind >= 7 {
+            targeted(kind, &cluster).await
+        } else {
+            let mut c = cluster.lock().expect("cluster");
+            let ids = c.ids();
+            let mut rng = madsim::rand::thread_rng();
+            let id = ids[rng.gen_range(0..ids.len())];
+            match kind {
+                0 => {
+                    if rng.gen_bool(0.3) {
+                        c.heal_network_links();
+                        "heal partitions".to_string()
+                    } else {
+                        partition(&c)
+                    }
+                }
+                1 => {
+                    let down: Vec<NodeId> =
+                        c.members.values().filter(|m| !m.up).map(|m| m.id).collect();
+                    if let Some(&d) = down.first() {
+                        c.restart(d);
+                        format!("restart {d}")
+                    } else {
+                        c.crash(id);
+                        format!("crash {id}")
+                    }
+                }
+                2 => {
+                    let paused: Vec<NodeId> = c
+                        .members
+                        .values()
+                        .filter(|m| m.paused)
+                        .map(|m| m.id)
+                        .collect();
+                    if let Some(&p) = paused.first() {
+                        c.resume(p);
+                        format!("resume {p}")
+                    } else {
+                        c.pause(id);
+                        format!("pause {id}")
+                    }
+                }
+                3 => {
+                    let pm = if rng.gen_bool(0.3) {
+                        0
+                    } else {
+                        rng.gen_range(10..300)
+                    };
+                    c.net.loss_pm.store(pm, Ordering::SeqCst);
+                    format!("loss {pm}‰")
+                }
+                4 => {
+                    let pm = if rng.gen_bool(0.3) {
+                        0
+                    } else {
+                        rng.gen_range(10..300)
+                    };
+                    c.net.dup_pm.store(pm, Ordering::SeqCst);
+                    format!("duplicate {pm}‰")
+                }
+                5 => {
+                    let ms = if rng.gen_bool(0.3) {
+                        0
+                    } else {
+                        rng.gen_range(5..200)
+                    };
+                    c.net.delay_max_ms.store(ms, Ordering::SeqCst);
+                    format!("delay up to {ms} ms")
+                }
+                6 => {
+                    let m = &c.members[&id];
+                    if rng.gen_bool(0.5) {
+                        let ppm = rng.gen_range(-200_000..200_000);
+                        m.clock.set_drift_ppm(ppm);
+                        format!("clock {id} drift {ppm} ppm")
+                    } else {
+                        let ticks = rng.gen_range(-20..20);
+                        m.clock.jump(ticks);
+                        format!("clock {id} jump {ticks} ticks")
+                    }
+                }
+                _ => unreachable!("targeted kinds are handled above"),
+            }
+        };
+        let t = start.elapsed().as_micros() as u64;
+        log.lock().expect("log").events.push((t, what));
+    }
+}
+
+/// The member that reports itself leader in the highest term, if any answers in time.
+async fn current_leader(
+    cluster: &Arc<Mutex<SimCluster>>,
+) -> Option<(NodeId, sextant_net::node::NodeStatus)> {
+    let handles: Vec<(NodeId, sextant_net::node::NodeHandle)> = {
+        let c = cluster.lock().expect("cluster");
+        c.ids()
+            .into_iter()
+            .filter_map(|id| c.handle(id).map(|h| (id, h)))
+            .collect()
+    };
+    let mut best: Option<(NodeId, sextant_net::node::NodeStatus)> = None;
+    for (id, h) in handles {
+        let Ok(Ok(st)) = tokio::time::timeout(Duration::from_millis(50), h.status()).await else {
+            continue;
+        };
+        if st.role == sextant_core::RoleKind::Leader
+            && best.as_ref().is_none_or(|(_, b)| st.term > b.term)
+        {
+            best = Some((id, st));
+        }
+    }
+    best
+}
+
+/// Faults aimed at the leader, swizzle-clog, transfers and membership changes.
+async fn targeted(kind: u8, cluster: &Arc<Mutex<SimCluster>>) -> String {
+    let leader = current_leader(cluster).await;
+    let ids = cluster.lock().expect("cluster").ids();
+    let pick_other = |not: NodeId| {
+        let others: Vec<NodeId> = ids.iter().copied().filter(|&i| i != not).collect();
+        others[madsim::rand::thread_rng().gen_range(0..others.len())]
+    };
+    match (kind, leader) {
+        (7, Some((l, _))) => {
+            let c = cluster.lock().expect("cluster");
+            c.heal_network_links();
+            let rest: Vec<NodeId> = ids.iter().copied().filter(|&i| i != l).collect();
+            split(&c, &[l], &rest, false);
+            format!("isolate leader {l}")
+        }
+        (8, Some((l, _))) => {
+            let mut c = cluster.lock().expect("cluster");
+            let paused: Vec<NodeId> = c
+                .members
+                .values()
+                .filter(|m| m.paused)
+                .map(|m| m.id)
+                .collect();
+            if let Some(&p) = paused.first() {
+                c.resume(p);
+                format!("resume {p}")
+            } else {
+                c.pause(l);
+                format!("pause leader {l}")
+            }
+        }
+        (9, _) => {
+            let c = cluster.lock().expect("cluster");
+            let net = madsim::net::NetSim::current();
+            let id = ids[madsim::rand::thread_rng().gen_range(0..ids.len())];
+            let node = c.members[&id].node.id();
+            if madsim::rand::thread_rng().gen_bool(0.5) {
+                net.clog_node(node);
+                format!("swizzle: clog {id}")
+            } else {
+                net.unclog_node(node);
+                format!("swizzle: unclog {id}")
+            }
+        }
+        (10, Some((l, _))) => {
+            let to = pick_other(l);
+            let h = cluster.lock().expect("cluster").handle(l);
+            match h {
+                Some(h) => {
+                    match tokio::time::timeout(Duration::from_millis(50), h.transfer_leader(to))
+                        .await
+                    {
+                        Ok(Ok(())) => format!("transfer leadership {l} -> {to}"),
+                        Ok(Err(e)) => format!("transfer {l} -> {to} refused: {e}"),
+                        Err(_) => format!("transfer {l} -> {to}: no answer"),
+                    }
+                }
+                None => "transfer: leader gone".to_string(),
+            }
+        }
+        (11, Some((l, st))) => {
+            use sextant_core::{ConfChange, ConfChangeKind};
+            let voters = st.voters.clone();
+            let learners = st.learners.clone();
+            let absent: Vec<NodeId> = ids
+                .iter()
+                .copied()
+                .filter(|i| !voters.contains(i) && !learners.contains(i))
+                .collect();
+            let mut rng = madsim::rand::thread_rng();
+            let change = if let Some(&x) = learners.first() {
+                ConfChange::single(ConfChangeKind::AddVoter, x)
+            } else if let Some(&x) = absent.first() {
+                ConfChange::single(ConfChangeKind::AddLearner, x)
+            } else if voters.len() > 3 {
+                ConfChange::single(
+                    ConfChangeKind::Remove,
+                    voters[rng.gen_range(0..voters.len())],
+                )
+            } else {
+                return "membership: nothing to change".to_string();
+            };
+            let what = format!("{:?} {}", change.changes[0].kind, change.changes[0].node);
+            let h = cluster.lock().expect("cluster").handle(l);
+            match h {
+                Some(h) => match tokio::time::timeout(
+                    Duration::from_millis(50),
+                    h.change_membership(change),
+                )
+                .await
+                {
+                    Ok(Ok(i)) => format!("membership: {what} at index {i}"),
+                    Ok(Err(e)) => format!("membership: {what} refused: {e}"),
+                    Err(_) => format!("membership: {what}: no answer"),
+                },
+                None => "membership: leader gone".to_string(),
+            }
+        }
+        _ => "no leader to target".to_string(),
+    }
+}

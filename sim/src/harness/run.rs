@@ -1,0 +1,224 @@
+//! One seed of one scenario: build the madsim runtime from the seed, start the cluster, run the
+//! workload under the nemesis (safety phase), heal everything and require progress (liveness
+//! phase), then judge: cluster invariants, the history's linearizability, liveness. The whole
+//! run is a pure function of (scenario, seed); `trace_hash` proves it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sextant_core::kv::{Command, PutRequest, RangeRequest};
+
+use super::cluster::{ClusterSpec, SimCluster};
+use super::nemesis::{self, FaultLog};
+use super::scenario::{FaultRates, Scenario};
+use super::workload::{self, WorkloadSpec};
+use crate::checker::{CheckOptions, CheckResult, HistoryRecorder, Verdict};
+
+/// Search steps the checker may take per seed (deterministic, unlike a wall-clock budget).
+const CHECK_STEPS_MAX: u64 = 50_000_000;
+
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub swarm: FaultRates,
+    pub ops: usize,
+    pub faults: FaultLog,
+    pub elections: u64,
+    pub observations: u64,
+    pub violations: Vec<String>,
+    pub liveness: Result<(), String>,
+    pub check: CheckResult,
+    pub history: HistoryRecorder,
+    pub sim_secs: f64,
+    pub wall: Duration,
+    /// Hash of everything observable about the run; equal for equal (scenario, seed).
+    pub trace_hash: u64,
+    /// Every committed entry (index, term, description).
+    pub committed_log: Vec<(u64, u64, String)>,
+}
+
+impl SeedOutcome {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+            && self.liveness.is_ok()
+            && self.check.verdict == Verdict::Linearizable
+    }
+
+    pub fn verdict(&self) -> &'static str {
+        if !self.violations.is_empty() {
+            "invariant violated"
+        } else if self.check.verdict != Verdict::Linearizable {
+            self.check.verdict.as_str()
+        } else if self.liveness.is_err() {
+            "no progress after healing"
+        } else {
+            "ok"
+        }
+    }
+}
+
+struct Raw {
+    swarm: FaultRates,
+    history: HistoryRecorder,
+    faults: FaultLog,
+    elections: u64,
+    observations: u64,
+    violations: Vec<String>,
+    liveness: Result<(), String>,
+    sim_secs: f64,
+    committed_log: Vec<(u64, u64, String)>,
+}
+
+pub fn run_seed(s: &Scenario, seed: u64) -> SeedOutcome {
+    let wall = Instant::now();
+    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let s2 = s.clone();
+    let raw = rt.block_on(async move { simulate(s2).await });
+    let check = raw.history.check(&CheckOptions {
+        max_steps: Some(CHECK_STEPS_MAX),
+        ..Default::default()
+    });
+    let mut h = DefaultHasher::new();
+    raw.history.to_jsonl().hash(&mut h);
+    raw.faults.events.hash(&mut h);
+    raw.elections.hash(&mut h);
+    raw.observations.hash(&mut h);
+    raw.violations.hash(&mut h);
+    SeedOutcome {
+        seed,
+        ops: raw.history.history().len(),
+        swarm: raw.swarm,
+        faults: raw.faults,
+        elections: raw.elections,
+        observations: raw.observations,
+        violations: raw.violations,
+        liveness: raw.liveness,
+        check,
+        history: raw.history,
+        sim_secs: raw.sim_secs,
+        wall: wall.elapsed(),
+        trace_hash: h.finish(),
+        committed_log: raw.committed_log,
+    }
+}
+
+async fn simulate(s: Scenario) -> Raw {
+    let start = tokio::time::Instant::now();
+    let swarm = s.faults.draw(s.swarm_keep);
+    let spec = ClusterSpec {
+        members: s.members,
+        lease_reads: s.lease_reads,
+        ..ClusterSpec::default()
+    };
+    let cluster = Arc::new(Mutex::new(SimCluster::start(spec)));
+    let history = Arc::new(Mutex::new(HistoryRecorder::new()));
+    let faults = Arc::new(Mutex::new(FaultLog::default()));
+    let stop_clients = Arc::new(AtomicBool::new(false));
+    let stop_nemesis = Arc::new(AtomicBool::new(false));
+    let handle = madsim::runtime::Handle::current();
+    let client_node = handle
+        .create_node()
+        .name("clients")
+        .ip("10.1.0.1".parse().expect("ip"))
+        .build();
+    let wl = WorkloadSpec {
+        clients: s.clients,
+        keys: s.keys,
+        call_timeout: Duration::from_secs(2),
+    };
+    let mut tasks = Vec::new();
+    for c in 0..s.clients {
+        tasks.push(client_node.spawn(workload::client(
+            c,
+            wl.clone(),
+            cluster.clone(),
+            history.clone(),
+            stop_clients.clone(),
+            start,
+        )));
+    }
+    let nem = client_node.spawn(nemesis::run(
+        swarm.clone(),
+        cluster.clone(),
+        stop_nemesis.clone(),
+        faults.clone(),
+        start,
+    ));
+
+    // Safety phase.
+    tokio::time::sleep(Duration::from_secs_f64(s.duration_s)).await;
+    stop_nemesis.store(true, Ordering::SeqCst);
+    let _ = nem.await;
+    cluster.lock().expect("cluster").heal_all();
+    // Liveness phase: the healed cluster must serve a write and a linearizable read.
+    let liveness = liveness(&cluster, Duration::from_secs_f64(s.liveness_s)).await;
+    stop_clients.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let sim_secs = start.elapsed().as_secs_f64();
+    let inv = cluster.lock().expect("cluster").invariants.clone();
+    let inv = inv.lock().expect("inv");
+    let history = std::mem::take(&mut *history.lock().expect("history"));
+    let faults = std::mem::take(&mut *faults.lock().expect("faults"));
+    Raw {
+        swarm,
+        history,
+        faults,
+        elections: inv.elections,
+        observations: inv.observations,
+        violations: inv.violations.clone(),
+        liveness,
+        sim_secs,
+        committed_log: inv.committed_log.clone(),
+    }
+}
+
+async fn liveness(cluster: &Arc<Mutex<SimCluster>>, limit: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last_err = String::from("no member answered");
+    while tokio::time::Instant::now() < deadline {
+        let handles: Vec<_> = {
+            let c = cluster.lock().expect("cluster");
+            c.ids().into_iter().filter_map(|id| c.handle(id)).collect()
+        };
+        for h in handles {
+            let put = Command::Put(PutRequest {
+                key: Bytes::from_static(b"liveness"),
+                value: Bytes::from_static(b"ok"),
+                ..Default::default()
+            });
+            let w = tokio::time::timeout(Duration::from_secs(1), h.write(put)).await;
+            match w {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    last_err = e.to_string();
+                    continue;
+                }
+                Err(_) => {
+                    last_err = "write timed out".into();
+                    continue;
+                }
+            }
+            let req = RangeRequest {
+                key: Bytes::from_static(b"liveness"),
+                ..Default::default()
+            };
+            match tokio::time::timeout(Duration::from_secs(1), h.range(req, false)).await {
+                Ok(Ok(r)) if r.range.kvs.first().is_some_and(|kv| kv.value == "ok") => {
+                    return Ok(())
+                }
+                Ok(Ok(_)) => last_err = "read did not see the write".into(),
+                Ok(Err(e)) => last_err = e.to_string(),
+                Err(_) => last_err = "read timed out".into(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!(
+        "no write and read within {limit:?} after healing: {last_err}"
+    ))
+}
