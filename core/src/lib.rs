@@ -22,6 +22,7 @@ pub mod error;
 pub mod kv;
 mod log;
 pub mod message;
+pub mod mutation;
 mod progress;
 mod quorum;
 mod raft;

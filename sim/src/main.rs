@@ -34,6 +34,9 @@ enum Cmd {
         /// Where failing seeds' histories and visualizations go.
         #[arg(long, default_value = "target/sim-failures")]
         out: PathBuf,
+        /// Enable a planted bug (e.g. figure8-commit) to see the simulator catch it.
+        #[arg(long)]
+        mutation: Option<String>,
     },
     /// Rerun one seed and write everything it produced.
     Replay {
@@ -46,6 +49,8 @@ enum Cmd {
         /// Print the fault log as the run goes.
         #[arg(long)]
         trace: bool,
+        #[arg(long)]
+        mutation: Option<String>,
     },
     /// Check history files for linearizability.
     Check {
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
             scenario,
             seeds,
             out,
+            mutation,
         } => {
             let seeds = match parse_seeds(&seeds) {
                 Ok(s) => s,
@@ -115,14 +121,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            sim::run(&scenario, seeds, &out)
+            sim::run(&scenario, seeds, &out, mutation.as_deref())
         }
         Cmd::Replay {
             scenario,
             seed,
             out,
             trace,
-        } => sim::replay(&scenario, seed, &out, trace),
+            mutation,
+        } => sim::replay(&scenario, seed, &out, trace, mutation.as_deref()),
     }
 }
 
@@ -132,7 +139,26 @@ mod sim {
     use std::process::ExitCode;
 
     use indicatif::{ProgressBar, ProgressStyle};
-    use sextant_sim::harness::run::{run_seed, SeedOutcome};
+    use sextant_core::mutation::Mutation;
+    use sextant_sim::harness::run::{run_seed_mutated, SeedOutcome};
+
+    /// The cargo alias of this build: a seed's run depends on the build profile.
+    const ALIAS: &str = if cfg!(debug_assertions) {
+        "sim"
+    } else {
+        "sim-release"
+    };
+
+    fn mutation(name: Option<&str>) -> Result<Option<Mutation>, ExitCode> {
+        match name {
+            None => Ok(None),
+            Some(n) => Mutation::from_name(n).map(Some).ok_or_else(|| {
+                let all: Vec<&str> = Mutation::ALL.iter().map(|m| m.name()).collect();
+                eprintln!("unknown mutation {n:?}; known: {}", all.join(", "));
+                ExitCode::from(2)
+            }),
+        }
+    }
     use sextant_sim::harness::scenario::{self, Scenario};
 
     fn load(name: &str) -> Option<Scenario> {
@@ -186,10 +212,22 @@ mod sim {
         std::fs::write(dir.join("report.txt"), report)
     }
 
-    pub fn run(name: &str, seeds: std::ops::Range<u64>, out: &Path) -> ExitCode {
+    pub fn run(
+        name: &str,
+        seeds: std::ops::Range<u64>,
+        out: &Path,
+        mutation_name: Option<&str>,
+    ) -> ExitCode {
         let Some(s) = load(name) else {
             return ExitCode::from(2);
         };
+        let m = match mutation(mutation_name) {
+            Ok(m) => m,
+            Err(code) => return code,
+        };
+        if let Some(m) = m {
+            println!("planted bug: {}", m.name());
+        }
         println!(
             "scenario {} — {} ({} members, {} s faults + {} s liveness)",
             s.name, s.description, s.members, s.duration_s, s.liveness_s
@@ -202,7 +240,7 @@ mod sim {
             (0usize, 0usize, 0u64, 0.0f64, 0.0f64);
         let mut failed = Vec::new();
         for seed in seeds.clone() {
-            let o = run_seed(&s, seed);
+            let o = run_seed_mutated(&s, seed, m);
             ops += o.ops;
             faults += o.faults.events.len();
             elections += o.elections;
@@ -242,20 +280,33 @@ mod sim {
         if failed.is_empty() {
             return ExitCode::SUCCESS;
         }
+        let flag = m
+            .map(|m| format!(" --mutation {}", m.name()))
+            .unwrap_or_default();
         for seed in failed {
             println!(
-                "replay: cargo sim replay --scenario {} --seed {seed}",
-                s.name
+                "replay: cargo {} replay --scenario {} --seed {seed}{flag}",
+                ALIAS, s.name
             );
         }
         ExitCode::FAILURE
     }
 
-    pub fn replay(name: &str, seed: u64, out: &Path, trace: bool) -> ExitCode {
+    pub fn replay(
+        name: &str,
+        seed: u64,
+        out: &Path,
+        trace: bool,
+        mutation_name: Option<&str>,
+    ) -> ExitCode {
         let Some(s) = load(name) else {
             return ExitCode::from(2);
         };
-        let o = run_seed(&s, seed);
+        let m = match mutation(mutation_name) {
+            Ok(m) => m,
+            Err(code) => return code,
+        };
+        let o = run_seed_mutated(&s, seed, m);
         let dir = out.join(format!("{}-{}", s.name, seed));
         if trace {
             for (t, e) in &o.faults.events {
@@ -293,11 +344,11 @@ mod sim {
         ExitCode::from(2)
     }
 
-    pub fn run(_: &str, _: std::ops::Range<u64>, _: &Path) -> ExitCode {
+    pub fn run(_: &str, _: std::ops::Range<u64>, _: &Path, _: Option<&str>) -> ExitCode {
         unavailable()
     }
 
-    pub fn replay(_: &str, _: u64, _: &Path, _: bool) -> ExitCode {
+    pub fn replay(_: &str, _: u64, _: &Path, _: bool, _: Option<&str>) -> ExitCode {
         unavailable()
     }
 }

@@ -785,7 +785,10 @@ impl Raft {
                 | MessageBody::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
                 _ => self.become_follower(m.term, None),
             }
-        } else if m.term < self.term {
+        } else if m.term < self.term
+            && !(matches!(m.body, MessageBody::AppendResp { .. })
+                && crate::mutation::active(crate::mutation::Mutation::AppendRespWithoutTermCheck))
+        {
             match &m.body {
                 MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
                     if self.cfg.check_quorum || self.cfg.pre_vote =>

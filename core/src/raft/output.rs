@@ -84,6 +84,10 @@ impl Raft {
                     .or(snapshot.as_ref().map(|s| (s.meta.index, s.meta.term))),
             });
             self.handed_hard_state = hs;
+            if crate::mutation::active(crate::mutation::Mutation::AckBeforeFsync) {
+                // Planted bug: behave as if the write were already durable.
+                self.persisted(PersistId(seq));
+            }
             Some(PersistId(seq))
         } else {
             // Nothing new to persist: messages waiting on "the next write" only depend on

@@ -80,7 +80,8 @@ impl Raft {
         let committed = self.log.committed;
         let in_term = self.committed_in_current_term();
         let singleton = self.conf.is_singleton(self.cfg.id);
-        let lease = self.lease_valid();
+        let lease = self.lease_valid()
+            || crate::mutation::active(crate::mutation::Mutation::ReadIndexWithoutQuorum);
         let max = self.cfg.pending_reads_max;
         let Role::Leader(l) = &mut self.role else {
             return;
@@ -195,7 +196,12 @@ impl Raft {
         if since == 0 || since == u64::MAX {
             return false;
         }
-        let lease_ticks = u64::from(self.cfg.election_ticks_min - drift_ticks_max);
+        let lease_ticks =
+            if crate::mutation::active(crate::mutation::Mutation::LeaseWithoutDriftBound) {
+                u64::from(self.cfg.election_ticks_max)
+            } else {
+                u64::from(self.cfg.election_ticks_min - drift_ticks_max)
+            };
         now < since - 1 + lease_ticks
     }
 

@@ -370,7 +370,15 @@ impl Raft {
             }
         });
         let old = self.log.committed;
-        if quorum_index == u64::MAX || !self.log.maybe_commit(quorum_index, self.term) {
+        if quorum_index == u64::MAX {
+            return false;
+        }
+        let mutated = crate::mutation::active(crate::mutation::Mutation::Figure8Commit)
+            && quorum_index > old
+            && quorum_index <= self.log.last_index();
+        if mutated {
+            self.log.commit_to(quorum_index);
+        } else if !self.log.maybe_commit(quorum_index, self.term) {
             return false;
         }
         let new = self.log.committed;

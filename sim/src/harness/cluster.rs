@@ -249,8 +249,12 @@ async fn boot(
     let mut cfg = Config::new(id);
     cfg.election_ticks_min = spec.election_ticks;
     cfg.election_ticks_max = spec.election_ticks * 2;
-    cfg.rng_seed = madsim::rand::thread_rng().gen();
-    cfg.inflight_msgs_max = 64;
+    let mut rng = madsim::rand::thread_rng();
+    cfg.rng_seed = rng.gen();
+    // Each boot draws its flow-control limits: small appends and windows open the races
+    // (entries trickling in one by one) that whole-batch replication hides.
+    cfg.inflight_msgs_max = [1, 4, 64][rng.gen_range(0..3)];
+    cfg.append_bytes_max = [64, 1024, 1 << 20][rng.gen_range(0..3)];
     if spec.lease_reads {
         cfg.read_mode = ReadMode::Lease {
             drift_ticks_max: spec.lease_drift_ticks,

@@ -148,9 +148,20 @@ pub async fn run(
                 1 => {
                     let down: Vec<NodeId> =
                         c.members.values().filter(|m| !m.up).map(|m| m.id).collect();
-                    if let Some(&d) = down.first() {
-                        c.restart(d);
-                        format!("restart {d}")
+                    if !down.is_empty() {
+                        for &d in &down {
+                            c.restart(d);
+                        }
+                        format!("restart {down:?}")
+                    } else if rng.gen_bool(0.25) {
+                        // A correlated failure (power loss): several members at once, each
+                        // losing its unsynced writes.
+                        let n = rng.gen_range(2..=ids.len());
+                        let victims: Vec<NodeId> = shuffled(&ids).into_iter().take(n).collect();
+                        for &v in &victims {
+                            c.crash(v);
+                        }
+                        format!("power loss {victims:?}")
                     } else {
                         c.crash(id);
                         format!("crash {id}")

@@ -17,6 +17,7 @@ use super::nemesis::{self, FaultLog};
 use super::scenario::{FaultRates, Scenario};
 use super::workload::{self, WorkloadSpec};
 use crate::checker::{CheckOptions, CheckResult, HistoryRecorder, Verdict};
+use sextant_core::mutation::Mutation;
 
 /// Search steps the checker may take per seed (deterministic, unlike a wall-clock budget).
 const CHECK_STEPS_MAX: u64 = 50_000_000;
@@ -73,10 +74,41 @@ struct Raw {
 }
 
 pub fn run_seed(s: &Scenario, seed: u64) -> SeedOutcome {
+    run_seed_mutated(s, seed, None)
+}
+
+/// Runs a seed with a planted bug enabled (see `sextant_core::mutation`). A panic anywhere in
+/// the simulated cluster (a broken internal assertion) counts as a detection.
+pub fn run_seed_mutated(s: &Scenario, seed: u64, mutation: Option<Mutation>) -> SeedOutcome {
     let wall = Instant::now();
+    sextant_core::mutation::set(mutation);
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let s2 = s.clone();
-    let raw = rt.block_on(async move { simulate(s2).await });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async move { simulate(s2).await })
+    }));
+    sextant_core::mutation::set(None);
+    let raw = match result {
+        Ok(raw) => raw,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Raw {
+                swarm: FaultRates::default(),
+                history: HistoryRecorder::new(),
+                faults: FaultLog::default(),
+                elections: 0,
+                observations: 0,
+                violations: vec![format!("panic in the simulated cluster: {msg}")],
+                liveness: Ok(()),
+                sim_secs: 0.0,
+                committed_log: Vec::new(),
+            }
+        }
+    };
     let check = raw.history.check(&CheckOptions {
         max_steps: Some(CHECK_STEPS_MAX),
         ..Default::default()
@@ -111,6 +143,7 @@ async fn simulate(s: Scenario) -> Raw {
     let spec = ClusterSpec {
         members: s.members,
         lease_reads: s.lease_reads,
+        fsync_micros: s.fsync_micros,
         ..ClusterSpec::default()
     };
     let cluster = Arc::new(Mutex::new(SimCluster::start(spec)));

@@ -63,6 +63,9 @@ pub struct Scenario {
     pub keys: u64,
     #[serde(default)]
     pub lease_reads: bool,
+    /// Simulated fsync latency range in microseconds (default 100..=2000).
+    #[serde(default = "default_fsync")]
+    pub fsync_micros: (u64, u64),
     /// Swarm: keep each fault kind with this probability per seed (1.0 keeps all).
     #[serde(default = "default_keep")]
     pub swarm_keep: f64,
@@ -84,6 +87,9 @@ fn default_clients() -> u64 {
 }
 fn default_keys() -> u64 {
     4
+}
+fn default_fsync() -> (u64, u64) {
+    (100, 2_000)
 }
 fn default_keep() -> f64 {
     0.75

@@ -1,0 +1,86 @@
+//! Planted bugs: known Raft mistakes the simulator must catch (issue: "planted bugs are
+//! caught"). They exist only in the simulator build (`--cfg madsim`); in every other build
+//! `active` is a constant `false` and the checks compile away. The simulator sets the mutation
+//! explicitly at the start of every seed, so nothing carries over from one seed to the next.
+
+/// A deliberately wrong variant of the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Commit an entry of an earlier term by counting replicas (§5.4.2, Figure 8).
+    Figure8Commit,
+    /// Grant votes without the up-to-date log check (§5.4.1).
+    VoteWithoutLogCheck,
+    /// Answer ReadIndex at once, without a heartbeat round confirming leadership (thesis §6.4).
+    ReadIndexWithoutQuorum,
+    /// Serve lease reads for a full election timeout, ignoring clock drift (thesis §6.4.1).
+    LeaseWithoutDriftBound,
+    /// Acknowledge appends and count the leader's own entries before they are durable.
+    AckBeforeFsync,
+    /// Handle AppendEntries responses from earlier terms as if they were current.
+    AppendRespWithoutTermCheck,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 6] = [
+        Mutation::Figure8Commit,
+        Mutation::VoteWithoutLogCheck,
+        Mutation::ReadIndexWithoutQuorum,
+        Mutation::LeaseWithoutDriftBound,
+        Mutation::AckBeforeFsync,
+        Mutation::AppendRespWithoutTermCheck,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::Figure8Commit => "figure8-commit",
+            Mutation::VoteWithoutLogCheck => "vote-without-log-check",
+            Mutation::ReadIndexWithoutQuorum => "read-index-without-quorum",
+            Mutation::LeaseWithoutDriftBound => "lease-without-drift-bound",
+            Mutation::AckBeforeFsync => "ack-before-fsync",
+            Mutation::AppendRespWithoutTermCheck => "append-resp-without-term-check",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Mutation> {
+        Mutation::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+#[cfg(madsim)]
+mod switch {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use super::Mutation;
+
+    static ACTIVE: AtomicU8 = AtomicU8::new(0);
+
+    fn code(m: Mutation) -> u8 {
+        Mutation::ALL.iter().position(|x| *x == m).expect("listed") as u8 + 1
+    }
+
+    /// Enables one mutation (or none) for the simulation that follows.
+    pub fn set(m: Option<Mutation>) {
+        ACTIVE.store(m.map_or(0, code), Ordering::SeqCst);
+    }
+
+    pub fn active(m: Mutation) -> bool {
+        ACTIVE.load(Ordering::Relaxed) == code(m)
+    }
+}
+
+#[cfg(madsim)]
+pub use switch::set;
+
+/// Whether `m` is enabled (always false outside the simulator).
+#[inline(always)]
+pub fn active(m: Mutation) -> bool {
+    #[cfg(madsim)]
+    {
+        switch::active(m)
+    }
+    #[cfg(not(madsim))]
+    {
+        let _ = m;
+        false
+    }
+}
