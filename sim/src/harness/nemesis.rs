@@ -30,6 +30,32 @@ fn shuffled(ids: &[NodeId]) -> Vec<NodeId> {
     v
 }
 
+/// A fault level drawn from `range`, or off (0) three times in ten.
+fn level_or_off(rng: &mut impl Rng, range: std::ops::Range<u32>) -> u32 {
+    if rng.gen_bool(0.3) {
+        0
+    } else {
+        rng.gen_range(range)
+    }
+}
+
+/// Resumes a paused member if there is one (one pause at a time), otherwise pauses `id`.
+fn pause_or_resume(c: &mut SimCluster, id: NodeId, what: &str) -> String {
+    let paused: Vec<NodeId> = c
+        .members
+        .values()
+        .filter(|m| m.paused)
+        .map(|m| m.id)
+        .collect();
+    if let Some(&p) = paused.first() {
+        c.resume(p);
+        format!("resume {p}")
+    } else {
+        c.pause(id);
+        format!("{what} {id}")
+    }
+}
+
 /// Cuts every link between `a` and `b` (both directions unless `one_way`).
 fn split(c: &SimCluster, a: &[NodeId], b: &[NodeId], one_way: bool) {
     for &x in a {
@@ -167,45 +193,19 @@ pub async fn run(
                         format!("crash {id}")
                     }
                 }
-                2 => {
-                    let paused: Vec<NodeId> = c
-                        .members
-                        .values()
-                        .filter(|m| m.paused)
-                        .map(|m| m.id)
-                        .collect();
-                    if let Some(&p) = paused.first() {
-                        c.resume(p);
-                        format!("resume {p}")
-                    } else {
-                        c.pause(id);
-                        format!("pause {id}")
-                    }
-                }
+                2 => pause_or_resume(&mut c, id, "pause"),
                 3 => {
-                    let pm = if rng.gen_bool(0.3) {
-                        0
-                    } else {
-                        rng.gen_range(10..300)
-                    };
+                    let pm = level_or_off(&mut rng, 10..300);
                     c.net.loss_pm.store(pm, Ordering::SeqCst);
                     format!("loss {pm}‰")
                 }
                 4 => {
-                    let pm = if rng.gen_bool(0.3) {
-                        0
-                    } else {
-                        rng.gen_range(10..300)
-                    };
+                    let pm = level_or_off(&mut rng, 10..300);
                     c.net.dup_pm.store(pm, Ordering::SeqCst);
                     format!("duplicate {pm}‰")
                 }
                 5 => {
-                    let ms = if rng.gen_bool(0.3) {
-                        0
-                    } else {
-                        rng.gen_range(5..200)
-                    };
+                    let ms = level_or_off(&mut rng, 5..200);
                     c.net.delay_max_ms.store(ms, Ordering::SeqCst);
                     format!("delay up to {ms} ms")
                 }
@@ -272,19 +272,7 @@ async fn targeted(kind: u8, cluster: &Arc<Mutex<SimCluster>>) -> String {
         }
         (8, Some((l, _))) => {
             let mut c = cluster.lock().expect("cluster");
-            let paused: Vec<NodeId> = c
-                .members
-                .values()
-                .filter(|m| m.paused)
-                .map(|m| m.id)
-                .collect();
-            if let Some(&p) = paused.first() {
-                c.resume(p);
-                format!("resume {p}")
-            } else {
-                c.pause(l);
-                format!("pause leader {l}")
-            }
+            pause_or_resume(&mut c, l, "pause leader")
         }
         (9, _) => {
             let c = cluster.lock().expect("cluster");
