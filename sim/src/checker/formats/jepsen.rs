@@ -1,7 +1,5 @@
 //! Porcupine's `jepsen/etcd_NNN.log`: `INFO  jepsen.util - <process> <type> <f> <value>`.
 
-use std::collections::BTreeMap;
-
 use super::ParseError;
 use crate::checker::model::Operation;
 use crate::checker::models::{RegisterInput, RegisterOutput};
@@ -23,7 +21,7 @@ pub fn parse_jepsen_etcd(
     // Slots of the history in call order; `None` for operations dropped as failed.
     let mut ops: Vec<Option<Operation<RegisterInput, RegisterOutput>>> = Vec::new();
     // process → (slot, line of the call)
-    let mut pending: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    let mut pending: super::PendingCalls<u64> = super::PendingCalls::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let t = line as u64;
@@ -78,25 +76,11 @@ pub fn parse_jepsen_etcd(
                     )))
                 }
             };
-            if let Some(&(_, since)) = pending.get(&process) {
-                return Err(ParseError::AlreadyPending {
-                    file: file.to_string(),
-                    line,
-                    what: format!("process {process}"),
-                    since,
-                });
-            }
-            pending.insert(process, (ops.len(), line));
+            pending.open(file, line, process, ops.len())?;
             ops.push(Some(Operation::unknown(process, input, t, None)));
             continue;
         }
-        let Some((slot, call_line)) = pending.remove(&process) else {
-            return Err(ParseError::Unmatched {
-                file: file.to_string(),
-                line,
-                what: format!("process {process}"),
-            });
-        };
+        let (slot, call_line) = pending.close(file, line, process)?;
         let op = ops[slot]
             .as_mut()
             .expect("pending operations are never dropped");

@@ -4,6 +4,8 @@ mod jepsen;
 mod jsonl;
 mod porcupine_kv;
 
+use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::path::Path;
 
 pub use jepsen::parse_jepsen_etcd;
@@ -112,5 +114,55 @@ impl HistoryFormat {
                 _ => HistoryFormat::Jsonl,
             }),
         }
+    }
+}
+
+/// Calls awaiting their completion, one per process (the Jepsen / Porcupine log rule), with
+/// the parse errors for a second call while one is open and a completion without a call.
+pub(crate) struct PendingCalls<P> {
+    open: BTreeMap<P, (usize, usize)>,
+}
+
+impl<P: Ord + Copy + Display> PendingCalls<P> {
+    pub(crate) fn new() -> Self {
+        PendingCalls {
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// Records that `process` called at `line`; its operation is `slot` in the history.
+    pub(crate) fn open(
+        &mut self,
+        file: &str,
+        line: usize,
+        process: P,
+        slot: usize,
+    ) -> Result<(), ParseError> {
+        if let Some(&(_, since)) = self.open.get(&process) {
+            return Err(ParseError::AlreadyPending {
+                file: file.to_string(),
+                line,
+                what: format!("process {process}"),
+                since,
+            });
+        }
+        self.open.insert(process, (slot, line));
+        Ok(())
+    }
+
+    /// The (slot, call line) of `process`'s open call, now completed at `line`.
+    pub(crate) fn close(
+        &mut self,
+        file: &str,
+        line: usize,
+        process: P,
+    ) -> Result<(usize, usize), ParseError> {
+        self.open
+            .remove(&process)
+            .ok_or_else(|| ParseError::Unmatched {
+                file: file.to_string(),
+                line,
+                what: format!("process {process}"),
+            })
     }
 }

@@ -101,7 +101,7 @@ pub fn parse_porcupine_kv(
     text: &str,
 ) -> Result<Vec<Operation<PorcupineKvInput, PorcupineKvOutput>>, ParseError> {
     let mut ops: Vec<Option<Operation<PorcupineKvInput, PorcupineKvOutput>>> = Vec::new();
-    let mut pending: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+    let mut pending: super::PendingCalls<i64> = super::PendingCalls::new();
     // Values repeat (every get returns a value some append built): share them.
     let mut keys: BTreeMap<String, Arc<str>> = BTreeMap::new();
     let mut key_of = |s: String| {
@@ -169,25 +169,11 @@ pub fn parse_porcupine_kv(
                     )))
                 }
             };
-            if let Some(&(_, since)) = pending.get(&process) {
-                return Err(ParseError::AlreadyPending {
-                    file: file.to_string(),
-                    line,
-                    what: format!("process {process}"),
-                    since,
-                });
-            }
-            pending.insert(process, (ops.len(), line));
+            pending.open(file, line, process, ops.len())?;
             ops.push(Some(Operation::unknown(client, input, t, None)));
             continue;
         }
-        let Some((slot, call_line)) = pending.remove(&process) else {
-            return Err(ParseError::Unmatched {
-                file: file.to_string(),
-                line,
-                what: format!("process {process}"),
-            });
-        };
+        let (slot, call_line) = pending.close(file, line, process)?;
         let op = ops[slot]
             .as_mut()
             .expect("pending operations are never dropped");
