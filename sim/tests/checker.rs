@@ -729,11 +729,14 @@ fn check_files_prints_verdicts_and_writes_html() {
 
 #[test]
 fn results_are_deterministic() {
-    let text = std::fs::read_to_string(
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/porcupine/kv/c10-bad.txt"),
-    )
-    .unwrap();
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/porcupine/kv/c10-bad.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "Porcupine corpus file {}: {e} (the project's shared/ folder must sit beside the repository)",
+            path.display()
+        )
+    });
     let h = parse_porcupine_kv("c10-bad.txt", &text).unwrap();
     let a = check(&PorcupineKvModel, &h, &CheckOptions::default());
     let b = check(

@@ -10,7 +10,13 @@ use sextant_sim::checker::{
 };
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine");
+    assert!(
+        dir.join("EXPECTED.tsv").is_file(),
+        "Porcupine corpus not found at {} (the project's shared/ folder must sit beside the repository)",
+        dir.display()
+    );
+    dir
 }
 
 /// `(file, expected verdict)` for every row with a verdict.
