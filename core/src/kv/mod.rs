@@ -27,6 +27,24 @@ pub struct KeyValue {
     pub lease: i64,
 }
 
+/// What a write did to one key, as etcd's `mvccpb.Event`: the unit watches deliver. All
+/// events of one revision come from one command (a put, a delete or a whole txn).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The key after the write. For a delete: only `key` and `mod_revision` (the deleting
+    /// revision) are meaningful, as in etcd.
+    pub kv: KeyValue,
+    /// The key before the write, when it existed (watchers ask for it with `prev_kv`).
+    pub prev_kv: Option<KeyValue>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
 /// A write, as it travels through the Raft log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
