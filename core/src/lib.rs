@@ -1,9 +1,11 @@
 //! # sextant-core
 //!
-//! The deterministic heart of Sextant: a sans-IO Raft implementation. Nothing in this crate
-//! reads a clock, touches a file or socket, or draws OS randomness; time arrives as `tick`
-//! calls, randomness from a seeded RNG in the [`Config`], and all effects leave through one
-//! [`Ready`] struct that the driver drains.
+//! The deterministic heart of Sextant: a sans-IO Raft implementation and the coordination
+//! state machine it replicates ([`kv`]: etcd's MVCC key-value store; [`lease`]: the leader's
+//! lease expiry tracker). Nothing in this crate reads a clock, touches a file or socket, or
+//! draws OS randomness; time arrives as `tick` calls (or `now_ms` inputs), randomness from a
+//! seeded RNG in the [`Config`], and all effects leave through one [`Ready`] struct that the
+//! driver drains.
 //!
 //! The API of [`Raft`] comes in four families:
 //! - **getters**: `term`, `leader`, `role`, `commit_index`, `conf_state`, `progress`, …
@@ -20,6 +22,7 @@ pub mod conf;
 pub mod config;
 pub mod error;
 pub mod kv;
+pub mod lease;
 mod log;
 pub mod message;
 pub mod mutation;
@@ -28,6 +31,7 @@ mod quorum;
 mod raft;
 pub mod ready;
 pub mod types;
+pub mod watch;
 
 pub use conf::{ConfChange, ConfChangeKind, ConfChangeSingle, ConfTransition};
 pub use config::{Config, ConfigError, ReadMode};

@@ -1,20 +1,66 @@
-//! The replicated key-value state machine, with etcd v3 semantics: a global revision that every
-//! write bumps, and per key its create revision, mod revision and version. Commands arrive
-//! through the Raft log and are applied identically on every replica; reads are served from
-//! the applied state. Deterministic: ordered maps only, no clock, no randomness.
+//! The replicated key-value state machine, with etcd v3 (3.5) MVCC semantics. Commands arrive
+//! through the Raft log and are applied identically on every replica; reads are served from the
+//! applied state. Deterministic: ordered maps only, no clock, no randomness, no I/O.
 //!
-//! This first version keeps the latest value of every key; history (reads at past revisions,
-//! watches, compaction), transactions and leases build on it.
+//! What it owns:
+//! - **history** ([`KvStore`]): a global revision (a fresh store is at 1) that every write bumps
+//!   once; per key its create revision, mod revision and version; every version kept until
+//!   compacted, so reads at past revisions work ([`RangeRequest::revision`]);
+//! - **writes** ([`Command`]): put, delete-range, transactions (compares, nested txns, all at one
+//!   revision), compaction, and the replicated half of leases (grant, revoke, checkpoint);
+//! - **events** ([`Event`]): every applied command returns the events it produced, and
+//!   [`KvStore::history`] replays them from a past revision for watches;
+//! - **limits** ([`KvLimits`]): the member-configured bounds a proposal must pass;
+//! - **auto-compaction** ([`AutoCompactor`]): etcd's `--auto-compaction-mode` as a sans-IO policy.
+//!
+//! The leader-side lease expiry tracker lives in [`crate::lease`].
+//!
+//! Where this deliberately differs from etcd 3.5:
+//! - a lease grant with id 0 is given the next free id by the state machine (etcd's proposer
+//!   picks a random-looking one); explicit ids work as in etcd;
+//! - a txn whose `ignore_value`/`ignore_lease` put follows a delete of the same key (possible
+//!   through etcd's from-key duplicate-check quirk) is refused with "key not found"; etcd
+//!   panics applying it;
+//! - sort ties keep key order (etcd's are unspecified);
+//! - [`KvLimits::range_keys_max`] and [`TXN_DEPTH_MAX`] have no etcd counterpart;
+//! - `Compact { physical }` changes nothing: compaction is complete once applied.
 
+mod auto_compaction;
+mod command;
+mod error;
+mod history;
+mod key_history;
+mod lease_table;
+mod limits;
+mod mvcc;
 mod range;
+mod revision;
+mod snapshot;
 mod store;
+mod txn;
+mod validate;
+mod write;
 
+pub(crate) use revision::Revision;
+
+pub use auto_compaction::{AutoCompactionMode, AutoCompactor};
+pub use command::{
+    Applied, Command, CommandResult, DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpoint,
+    PutRequest, PutResponse,
+};
+pub use error::{KvError, SnapshotDecodeError};
+pub use history::{HistoryBatch, HistoryRequest};
+pub use lease_table::{LeaseInfo, LeaseTtl, LEASE_TTL_MAX_SECS};
+pub use limits::KvLimits;
 pub use range::{RangeRequest, RangeResponse, SortOrder, SortTarget};
 pub use store::KvStore;
+pub use txn::{
+    Compare, CompareResult, CompareTarget, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+};
+pub use validate::TXN_DEPTH_MAX;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 /// A key's current state, as etcd's `mvccpb.KeyValue`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,64 +90,6 @@ pub enum EventKind {
     Put,
     Delete,
 }
-
-/// A write, as it travels through the Raft log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    Put(PutRequest),
-    DeleteRange(DeleteRangeRequest),
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PutRequest {
-    pub key: Bytes,
-    pub value: Bytes,
-    pub lease: i64,
-    pub prev_kv: bool,
-    pub ignore_value: bool,
-    pub ignore_lease: bool,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeleteRangeRequest {
-    pub key: Bytes,
-    pub range_end: Bytes,
-    pub prev_kv: bool,
-}
-
-/// What an applied write returns. `revision` is the store's revision after the write.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CommandResult {
-    Put {
-        revision: i64,
-        prev_kv: Option<KeyValue>,
-    },
-    DeleteRange {
-        revision: i64,
-        deleted: i64,
-        prev_kvs: Vec<KeyValue>,
-    },
-}
-
-/// Why a command or read was refused (the same on every replica).
-#[derive(Clone, Debug, Error, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KvError {
-    #[error("key is not provided")]
-    EmptyKey,
-    #[error("key not found")]
-    KeyNotFound,
-    #[error("requested lease not found")]
-    LeaseNotFound,
-    #[error("required revision is a future revision")]
-    FutureRevision,
-    #[error("reads at a past revision are not supported by this version")]
-    HistoricalRead,
-}
-
-/// Why a snapshot could not be restored.
-#[derive(Debug, Error)]
-#[error("corrupt key-value snapshot: {0}")]
-pub struct SnapshotDecodeError(#[from] postcard::Error);
 
 /// etcd's key-range convention: an empty `range_end` means the single `key`; `"\0"` means
 /// every key `>= key`; otherwise the half-open range `[key, range_end)`.

@@ -1,31 +1,27 @@
-//! `KvStore`: the applied key-value state and the write path.
-
-use std::collections::BTreeMap;
-use std::ops::Bound;
+//! `KvStore`: the state machine — the versioned keyspace, the lease table and the member's read
+//! limits — and the command dispatch. Commands are validated, checked against the state, and
+//! only then applied, so a refused command changes nothing.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
+use super::history::{HistoryBatch, HistoryRequest};
+use super::lease_table::{LeaseInfo, LeaseTable, LeaseTtl};
+use super::mvcc::Mvcc;
+use super::range::{RangeRequest, RangeResponse};
+use super::txn::{self, TxnRequest, TxnResponse};
+use super::validate::{validate, validate_txn};
+use super::write::WriteTxn;
 use super::{
-    in_range, Command, CommandResult, DeleteRangeRequest, KeyValue, KvError, PutRequest,
-    SnapshotDecodeError,
+    snapshot, Applied, Command, CommandResult, KeyValue, KvError, KvLimits, SnapshotDecodeError,
 };
 
 /// The key-value state machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvStore {
-    /// The revision of the last write (etcd starts a fresh store at 1).
-    revision: i64,
-    keys: BTreeMap<Bytes, KeyValue>,
-}
-
-impl Default for KvStore {
-    fn default() -> Self {
-        KvStore {
-            revision: 1,
-            keys: BTreeMap::new(),
-        }
-    }
+    mvcc: Mvcc,
+    leases: LeaseTable,
+    /// Member configuration, not replicated state: not in snapshots.
+    limits: KvLimits,
 }
 
 impl KvStore {
@@ -33,227 +29,200 @@ impl KvStore {
         Self::default()
     }
 
-    /// The revision of the last write.
-    pub fn revision(&self) -> i64 {
-        self.revision
+    pub fn with_limits(limits: KvLimits) -> Self {
+        KvStore {
+            limits,
+            ..Self::default()
+        }
     }
 
+    pub fn limits(&self) -> &KvLimits {
+        &self.limits
+    }
+
+    pub fn set_limits(&mut self, limits: KvLimits) {
+        self.limits = limits;
+    }
+
+    /// The revision of the last write (1 for a fresh store).
+    pub fn revision(&self) -> i64 {
+        self.mvcc.revision()
+    }
+
+    /// Reads, and watches, below this revision fail with [`KvError::Compacted`]; 0 before any
+    /// compaction.
+    pub fn compact_revision(&self) -> i64 {
+        self.mvcc.compact_revision().max(0)
+    }
+
+    /// Keys alive at the current revision.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.mvcc.live_keys()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
 
-    /// Bytes of keys and values held (computed on demand).
+    /// Bytes of keys and values held, history included.
     pub fn size_bytes(&self) -> u64 {
-        self.keys
-            .values()
-            .map(|kv| (kv.key.len() + kv.value.len()) as u64)
-            .sum()
+        self.mvcc.stored_bytes()
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
-        self.keys.get(key)
+    /// Approximate heap bytes the state occupies (index, history, log, leases).
+    pub fn memory_bytes(&self) -> usize {
+        self.mvcc.memory_bytes() + self.leases.memory_bytes()
     }
 
-    /// Keys in etcd's range convention, ascending.
-    pub(crate) fn scan<'a>(
-        &'a self,
-        key: &'a [u8],
-        range_end: &'a [u8],
-    ) -> impl Iterator<Item = &'a KeyValue> + 'a {
-        let lo = Bound::Included(Bytes::copy_from_slice(key));
-        self.keys
-            .range((lo, Bound::Unbounded))
-            .map(|(_, kv)| kv)
-            .take_while(move |kv| in_range(&kv.key, key, range_end))
+    /// A key's current state.
+    pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
+        self.mvcc.get_at(key, self.mvcc.revision())
     }
 
-    /// Applies one write. Refused writes change nothing (and bump no revision).
-    pub fn apply(&mut self, cmd: &Command) -> Result<CommandResult, KvError> {
+    /// etcd's `Range`, at the current or a past revision.
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
+        self.mvcc
+            .range(req, self.mvcc.revision(), self.limits.range_keys_max)
+    }
+
+    /// Serves a txn that only reads ([`TxnRequest::is_read_only`]) without the log, as etcd
+    /// does; answers exactly what applying it would.
+    pub fn txn_read(&self, req: &TxnRequest) -> Result<TxnResponse, KvError> {
+        validate_txn(req, None)?;
+        if !req.is_read_only() {
+            return Err(KvError::TxnNotReadOnly);
+        }
+        let rev = self.mvcc.revision();
+        let path = self.mvcc.decide(req, rev);
+        self.mvcc.check_ranges(req, &path, rev)?;
+        let mut resp = self
+            .mvcc
+            .read_txn(req, &path, rev, self.limits.range_keys_max)?;
+        resp.revision = rev;
+        Ok(resp)
+    }
+
+    /// The events of a key range from a revision on, for watch replay.
+    pub fn history(&self, req: &HistoryRequest) -> Result<HistoryBatch, KvError> {
+        self.mvcc.events(req)
+    }
+
+    pub fn lease(&self, id: i64) -> Option<LeaseInfo> {
+        self.leases.info(id)
+    }
+
+    /// Every lease, by id (etcd's `LeaseLeases`; also what a new leader's lessor starts from).
+    pub fn leases(&self) -> Vec<LeaseTtl> {
+        self.leases.records().collect()
+    }
+
+    /// Applies one command from the log. Refused commands change nothing (and bump no
+    /// revision); the answer is the same on every replica.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Applied, KvError> {
+        validate(cmd, None)?;
+        let current = self.mvcc.revision();
         match cmd {
-            Command::Put(p) => self.put(p),
-            Command::DeleteRange(d) => self.delete_range(d),
-        }
-    }
-
-    fn put(&mut self, p: &PutRequest) -> Result<CommandResult, KvError> {
-        if p.key.is_empty() {
-            return Err(KvError::EmptyKey);
-        }
-        let prev = self.keys.get(&p.key).cloned();
-        if (p.ignore_value || p.ignore_lease) && prev.is_none() {
-            return Err(KvError::KeyNotFound);
-        }
-        if p.lease != 0 && !p.ignore_lease {
-            // No lease exists yet in this store.
-            return Err(KvError::LeaseNotFound);
-        }
-        let rev = self.revision + 1;
-        let value = match (&prev, p.ignore_value) {
-            (Some(prev), true) => prev.value.clone(),
-            _ => p.value.clone(),
-        };
-        let lease = match (&prev, p.ignore_lease) {
-            (Some(prev), true) => prev.lease,
-            _ => p.lease,
-        };
-        let kv = KeyValue {
-            key: p.key.clone(),
-            create_revision: prev.as_ref().map_or(rev, |k| k.create_revision),
-            mod_revision: rev,
-            version: prev.as_ref().map_or(1, |k| k.version + 1),
-            value,
-            lease,
-        };
-        self.keys.insert(p.key.clone(), kv);
-        self.revision = rev;
-        Ok(CommandResult::Put {
-            revision: rev,
-            prev_kv: if p.prev_kv { prev } else { None },
-        })
-    }
-
-    fn delete_range(&mut self, d: &DeleteRangeRequest) -> Result<CommandResult, KvError> {
-        if d.key.is_empty() {
-            return Err(KvError::EmptyKey);
-        }
-        let doomed: Vec<Bytes> = self
-            .scan(&d.key, &d.range_end)
-            .map(|kv| kv.key.clone())
-            .collect();
-        if doomed.is_empty() {
-            return Ok(CommandResult::DeleteRange {
-                revision: self.revision,
-                deleted: 0,
-                prev_kvs: Vec::new(),
-            });
-        }
-        let mut prev_kvs = Vec::new();
-        for k in &doomed {
-            let kv = self.keys.remove(k).expect("scanned");
-            if d.prev_kv {
-                prev_kvs.push(kv);
+            Command::Put(p) => {
+                // etcd's put outside a txn checks the lease before the key.
+                if p.lease != 0 && !self.leases.contains(p.lease) {
+                    return Err(KvError::LeaseNotFound);
+                }
+                if (p.ignore_value || p.ignore_lease) && self.mvcc.get_at(&p.key, current).is_none()
+                {
+                    return Err(KvError::KeyNotFound);
+                }
+                let mut w = WriteTxn::new(&mut self.mvcc, &mut self.leases);
+                let r = w.put(p);
+                Ok(finish(w, r.into()))
+            }
+            Command::DeleteRange(d) => {
+                let mut w = WriteTxn::new(&mut self.mvcc, &mut self.leases);
+                let r = w.delete_range(d);
+                Ok(finish(w, r.into()))
+            }
+            Command::Txn(t) => self.apply_txn(t),
+            Command::Compact { revision, .. } => {
+                // etcd's `updateCompactRev`: compacted first, then future.
+                if *revision <= self.mvcc.compact_revision() {
+                    return Err(self.mvcc.compacted());
+                }
+                if *revision > current {
+                    return Err(KvError::FutureRevision);
+                }
+                self.mvcc.compact(*revision);
+                Ok(unchanged(current, CommandResult::Compact))
+            }
+            Command::LeaseGrant { id, ttl_secs } => {
+                let (id, ttl_secs) = self.leases.grant(*id, *ttl_secs)?;
+                Ok(unchanged(
+                    current,
+                    CommandResult::LeaseGrant { id, ttl_secs },
+                ))
+            }
+            Command::LeaseRevoke { id } => {
+                let mut w = WriteTxn::new(&mut self.mvcc, &mut self.leases);
+                w.revoke(*id)?;
+                Ok(finish(w, CommandResult::LeaseRevoke))
+            }
+            Command::LeaseCheckpoint { checkpoints } => {
+                for c in checkpoints {
+                    self.leases.checkpoint(c.id, c.remaining_ttl_secs);
+                }
+                Ok(unchanged(current, CommandResult::LeaseCheckpoint))
             }
         }
-        self.revision += 1;
-        Ok(CommandResult::DeleteRange {
-            revision: self.revision,
-            deleted: doomed.len() as i64,
-            prev_kvs,
+    }
+
+    fn apply_txn(&mut self, t: &TxnRequest) -> Result<Applied, KvError> {
+        let begin = self.mvcc.revision();
+        let path = self.mvcc.decide(t, begin);
+        let leases = &self.leases;
+        txn::check_puts(&self.mvcc, &|id| leases.contains(id), t, &path, begin)?;
+        self.mvcc.check_ranges(t, &path, begin)?;
+        let mut w = WriteTxn::new(&mut self.mvcc, &mut self.leases);
+        let resp = txn::run(&mut w, t, &path);
+        let (revision, events) = w.finish();
+        Ok(Applied {
+            revision,
+            result: CommandResult::Txn(TxnResponse { revision, ..resp }),
+            events,
         })
     }
 
-    /// The whole state, deterministically encoded.
+    /// The whole state (history since the compaction point, leases), deterministically
+    /// encoded.
     pub fn snapshot(&self) -> Bytes {
-        Bytes::from(postcard::to_stdvec(self).expect("in-memory encoding cannot fail"))
+        snapshot::encode(&self.mvcc, &self.leases)
     }
 
+    /// The store a [`KvStore::snapshot`] was taken of (empty data: a fresh store), with the
+    /// default limits.
     pub fn restore(data: &[u8]) -> Result<KvStore, SnapshotDecodeError> {
         if data.is_empty() {
             return Ok(KvStore::default());
         }
-        Ok(postcard::from_bytes(data)?)
+        let (mvcc, leases) = snapshot::decode(data)?;
+        Ok(KvStore {
+            mvcc,
+            leases,
+            limits: KvLimits::default(),
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn put(s: &mut KvStore, k: &str, v: &str) -> CommandResult {
-        s.apply(&Command::Put(PutRequest {
-            key: Bytes::from(k.to_owned()),
-            value: Bytes::from(v.to_owned()),
-            prev_kv: true,
-            ..Default::default()
-        }))
-        .unwrap()
+fn finish(w: WriteTxn<'_>, result: CommandResult) -> Applied {
+    let (revision, events) = w.finish();
+    Applied {
+        revision,
+        result,
+        events,
     }
+}
 
-    #[test]
-    fn revisions_and_versions_follow_etcd() {
-        let mut s = KvStore::new();
-        assert_eq!(s.revision(), 1);
-        put(&mut s, "a", "1");
-        let r = put(&mut s, "a", "2");
-        let CommandResult::Put { revision, prev_kv } = r else {
-            panic!()
-        };
-        assert_eq!(revision, 3);
-        assert_eq!(prev_kv.unwrap().value, Bytes::from("1"));
-        let kv = s.get(b"a").unwrap();
-        assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 3, 2));
-        let del = s
-            .apply(&Command::DeleteRange(DeleteRangeRequest {
-                key: Bytes::from("a"),
-                range_end: Bytes::new(),
-                prev_kv: false,
-            }))
-            .unwrap();
-        assert_eq!(
-            del,
-            CommandResult::DeleteRange {
-                revision: 4,
-                deleted: 1,
-                prev_kvs: vec![]
-            }
-        );
-        // Re-created keys start a new lifetime.
-        put(&mut s, "a", "3");
-        let kv = s.get(b"a").unwrap();
-        assert_eq!((kv.create_revision, kv.version), (5, 1));
-    }
-
-    #[test]
-    fn refused_writes_change_nothing() {
-        let mut s = KvStore::new();
-        let e = s.apply(&Command::Put(PutRequest {
-            key: Bytes::new(),
-            ..Default::default()
-        }));
-        assert_eq!(e, Err(KvError::EmptyKey));
-        let e = s.apply(&Command::Put(PutRequest {
-            key: Bytes::from("k"),
-            ignore_value: true,
-            ..Default::default()
-        }));
-        assert_eq!(e, Err(KvError::KeyNotFound));
-        let e = s.apply(&Command::Put(PutRequest {
-            key: Bytes::from("k"),
-            lease: 7,
-            ..Default::default()
-        }));
-        assert_eq!(e, Err(KvError::LeaseNotFound));
-        assert_eq!(s.revision(), 1);
-        // Deleting nothing does not bump the revision either (etcd).
-        let r = s.apply(&Command::DeleteRange(DeleteRangeRequest {
-            key: Bytes::from("zz"),
-            range_end: Bytes::from_static(&[0]),
-            prev_kv: false,
-        }));
-        assert_eq!(
-            r,
-            Ok(CommandResult::DeleteRange {
-                revision: 1,
-                deleted: 0,
-                prev_kvs: vec![]
-            })
-        );
-    }
-
-    #[test]
-    fn snapshot_round_trips_exactly() {
-        let mut s = KvStore::new();
-        for i in 0..50 {
-            put(&mut s, &format!("k{i:03}"), &format!("v{i}"));
-        }
-        let snap = s.snapshot();
-        let r = KvStore::restore(&snap).unwrap();
-        assert_eq!(r, s);
-        assert_eq!(r.snapshot(), snap);
-        assert!(KvStore::restore(&[0xff, 0xff, 0xff]).is_err());
+fn unchanged(revision: i64, result: CommandResult) -> Applied {
+    Applied {
+        revision,
+        result,
+        events: Vec::new(),
     }
 }

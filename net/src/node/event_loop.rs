@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
-use sextant_core::kv::{Command, CommandResult, KvStore, RangeRequest};
+use sextant_core::kv::{Command, KvStore, RangeRequest};
 use sextant_core::{
     EntryPayload, Index, Message, NodeId, ProposeError, Raft, ReadId, ReadIndexError, ReadState,
     Ready, RoleKind,
@@ -629,15 +629,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let Some(w) = self.writes.remove(&lc.id) else {
             return;
         };
-        let out = result.map(|result| {
-            let revision = match &result {
-                CommandResult::Put { revision, .. }
-                | CommandResult::DeleteRange { revision, .. } => *revision,
-            };
-            WriteOutcome {
-                header: self.header(revision),
-                result,
-            }
+        let out = result.map(|applied| WriteOutcome {
+            header: self.header(applied.revision),
+            result: applied.result,
         });
         let _ = w.reply.send(out.map_err(ClientError::from));
     }

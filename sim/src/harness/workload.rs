@@ -102,7 +102,7 @@ pub async fn client(
                             CommandResult::DeleteRange { deleted, .. } => KvOutput::Delete {
                                 deleted: Some(deleted > 0),
                             },
-                            CommandResult::Put { .. } => KvOutput::Delete { deleted: None },
+                            _ => KvOutput::Delete { deleted: None },
                         })
                     })
             }

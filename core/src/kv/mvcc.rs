@@ -1,0 +1,269 @@
+//! `Mvcc`: the versioned keyspace. An ordered key index (key → [`KeyHistory`]) answers reads at
+//! any retained revision; a revision-ordered log of `(revision, key)` answers "what changed
+//! since revision r" for watches without scanning the keyspace. Compaction trims both.
+//!
+//! Invariant: the log holds exactly the retained versions at or after the compaction point,
+//! in revision order (so it can be rebuilt from the index when a snapshot is restored).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::mem::size_of;
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use super::key_history::{KeyHistory, Version};
+use super::{KeyValue, KvError, Revision};
+
+/// One entry of the revision log: `key` changed at `rev`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LogEntry {
+    pub rev: Revision,
+    pub key: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mvcc {
+    keys: BTreeMap<Bytes, KeyHistory>,
+    log: VecDeque<LogEntry>,
+    /// The revision of the last write (etcd starts a fresh store at 1).
+    revision: i64,
+    /// Reads below this revision fail; -1 before the first compaction (etcd's
+    /// `compactMainRev`).
+    compact_revision: i64,
+    /// Keys alive at `revision`.
+    live_keys: usize,
+    /// Key and value bytes of every retained version.
+    stored_bytes: u64,
+}
+
+impl Default for Mvcc {
+    fn default() -> Self {
+        Mvcc {
+            keys: BTreeMap::new(),
+            log: VecDeque::new(),
+            revision: 1,
+            compact_revision: -1,
+            live_keys: 0,
+            stored_bytes: 0,
+        }
+    }
+}
+
+/// How full Rust's B-tree nodes run on average (sequential inserts leave split nodes about
+/// 7/11 full), for the memory estimate.
+const BTREE_FILL_PERCENT: usize = 65;
+/// The header `Bytes` allocates when a buffer is first shared (index and log share each key;
+/// responses and events share values).
+const SHARED_BYTES_HEADER: usize = 24;
+
+impl Mvcc {
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_revision
+    }
+
+    /// The error for a revision below the compaction point.
+    pub fn compacted(&self) -> KvError {
+        KvError::Compacted {
+            compact_revision: self.compact_revision.max(0),
+        }
+    }
+
+    pub fn live_keys(&self) -> usize {
+        self.live_keys
+    }
+
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
+    }
+
+    pub fn set_revision(&mut self, rev: i64) {
+        debug_assert!(rev >= self.revision);
+        self.revision = rev;
+    }
+
+    pub fn history(&self, key: &[u8]) -> Option<&KeyHistory> {
+        self.keys.get(key)
+    }
+
+    pub fn keys(&self) -> &BTreeMap<Bytes, KeyHistory> {
+        &self.keys
+    }
+
+    /// The key's state at `rev`, if alive then (the caller checks `rev` is readable).
+    pub fn get_at(&self, key: &[u8], rev: i64) -> Option<KeyValue> {
+        let (k, h) = self.keys.get_key_value(key)?;
+        h.at(rev).map(|v| v.to_kv(k))
+    }
+
+    /// The histories of the keys in etcd's range `[key, range_end)`, ascending.
+    pub fn scan<'a>(
+        &'a self,
+        key: &'a [u8],
+        range_end: &'a [u8],
+    ) -> Box<dyn Iterator<Item = (&'a Bytes, &'a KeyHistory)> + 'a> {
+        if range_end.is_empty() {
+            return Box::new(self.keys.get_key_value(key).into_iter());
+        }
+        let hi = if range_end == [0] {
+            Bound::Unbounded
+        } else if range_end <= key {
+            return Box::new(std::iter::empty());
+        } else {
+            Bound::Excluded(range_end)
+        };
+        Box::new(self.keys.range::<[u8], _>((Bound::Included(key), hi)))
+    }
+
+    /// The keys alive at `rev` in the range, with their versions then.
+    pub fn scan_at<'a>(
+        &'a self,
+        key: &'a [u8],
+        range_end: &'a [u8],
+        rev: i64,
+    ) -> impl Iterator<Item = (&'a Bytes, &'a Version)> + 'a {
+        self.scan(key, range_end)
+            .filter_map(move |(k, h)| h.at(rev).map(|v| (k, v)))
+    }
+
+    /// Records `version` of `key`. Versions arrive in increasing revision order.
+    pub fn write(&mut self, key: &Bytes, version: Version) {
+        let rev = version.revision();
+        let was_alive = self
+            .keys
+            .get(key)
+            .and_then(|h| h.last())
+            .is_some_and(|v| !v.is_tombstone());
+        let alive = !version.is_tombstone();
+        self.stored_bytes += version.value.len() as u64;
+        let key = match self.keys.get_key_value(key.as_ref()) {
+            Some((k, _)) => k.clone(),
+            None => {
+                // Copied so the index never pins a caller's larger buffer.
+                let k = Bytes::copy_from_slice(key);
+                self.stored_bytes += k.len() as u64;
+                self.keys.insert(k.clone(), KeyHistory::default());
+                k
+            }
+        };
+        self.keys.get_mut(&key).expect("just ensured").push(version);
+        self.log.push_back(LogEntry { rev, key });
+        match (was_alive, alive) {
+            (false, true) => self.live_keys += 1,
+            (true, false) => self.live_keys -= 1,
+            _ => {}
+        }
+    }
+
+    /// etcd's compaction at `at`: every key keeps its newest version at or before `at` (unless
+    /// a tombstone) and everything after. Only keys changed since the previous compaction can
+    /// hold droppable versions, so the work is proportional to the history dropped.
+    pub fn compact(&mut self, at: i64) {
+        debug_assert!(at > self.compact_revision && at <= self.revision);
+        let end = self.log.partition_point(|e| e.rev.main <= at);
+        let touched: BTreeSet<Bytes> = self.log.range(..end).map(|e| e.key.clone()).collect();
+        for key in &touched {
+            let h = self.keys.get_mut(key).expect("logged keys are indexed");
+            self.stored_bytes -= h.compact(at) as u64;
+            if h.is_empty() {
+                self.keys.remove(key);
+                self.stored_bytes -= key.len() as u64;
+            }
+        }
+        // Keep the entries at `at` whose version survived (watches may start at `at`).
+        let start = self.log.partition_point(|e| e.rev.main < at);
+        self.log.drain(..start);
+        let at_count = self.log.partition_point(|e| e.rev.main <= at);
+        let kept: Vec<LogEntry> = self
+            .log
+            .drain(..at_count)
+            .filter(|e| {
+                self.keys
+                    .get(&e.key)
+                    .is_some_and(|h| h.find(e.rev).is_some())
+            })
+            .collect();
+        for e in kept.into_iter().rev() {
+            self.log.push_front(e);
+        }
+        if self.log.capacity() > 4 * self.log.len().max(1024) {
+            self.log.shrink_to(2 * self.log.len());
+        }
+        self.compact_revision = at;
+    }
+
+    /// The log entries with revision `>= from`, in order.
+    pub fn log_from(&self, from: Revision) -> impl Iterator<Item = &LogEntry> + '_ {
+        let start = self.log.partition_point(|e| e.rev < from);
+        self.log.range(start..)
+    }
+
+    /// Approximate heap bytes held: the index, the versions, the log, keys and values. (Bytes
+    /// requested from the allocator, estimated from the sizes of the structures; the
+    /// `kv_memory` test checks it against a counting allocator.)
+    pub fn memory_bytes(&self) -> usize {
+        let slot = (size_of::<Bytes>() + size_of::<KeyHistory>()) * 100 / BTREE_FILL_PERCENT;
+        let index: usize = self
+            .keys
+            .values()
+            .map(|h| {
+                slot + SHARED_BYTES_HEADER
+                    + h.heap_bytes()
+                    + h.versions().len() * SHARED_BYTES_HEADER
+            })
+            .sum();
+        let log = self.log.capacity() * size_of::<LogEntry>();
+        index + log + self.stored_bytes as usize
+    }
+
+    /// Rebuilds the derived state (log, counters) from an index and revisions, checking the
+    /// invariants a decoded snapshot must hold.
+    pub fn from_parts(
+        keys: BTreeMap<Bytes, KeyHistory>,
+        revision: i64,
+        compact_revision: i64,
+    ) -> Result<Mvcc, String> {
+        if revision < 1 || compact_revision < -1 || compact_revision > revision {
+            return Err(format!(
+                "revision {revision}, compact revision {compact_revision}"
+            ));
+        }
+        let mut log = Vec::new();
+        let mut live_keys = 0;
+        let mut stored_bytes = 0u64;
+        for (k, h) in &keys {
+            h.check().map_err(|e| format!("key {k:?}: {e}"))?;
+            if k.is_empty() {
+                return Err("an empty key".into());
+            }
+            stored_bytes += k.len() as u64;
+            for v in h.versions() {
+                if v.main > revision {
+                    return Err(format!("key {k:?} has a version after the revision"));
+                }
+                stored_bytes += v.value.len() as u64;
+                if v.main >= compact_revision {
+                    log.push(LogEntry {
+                        rev: v.revision(),
+                        key: k.clone(),
+                    });
+                }
+            }
+            if h.last().is_some_and(|v| !v.is_tombstone()) {
+                live_keys += 1;
+            }
+        }
+        log.sort_by_key(|e| e.rev);
+        Ok(Mvcc {
+            keys,
+            log: log.into(),
+            revision,
+            compact_revision,
+            live_keys,
+            stored_bytes,
+        })
+    }
+}

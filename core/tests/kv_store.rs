@@ -1,0 +1,182 @@
+//! Store behaviours beyond etcd's: snapshot encoding and restore, bounds that etcd lacks, and
+//! the lessor driven from the store as a leader's driver would.
+
+mod kv_support;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kv_support::*;
+use sextant_core::kv::{
+    Command, CommandResult, HistoryRequest, KeyValue, KvError, KvStore, RangeRequest, RequestOp,
+    TxnRequest, TXN_DEPTH_MAX,
+};
+use sextant_core::lease::{Lessor, LessorConfig};
+
+fn busy_store() -> KvStore {
+    let mut s = KvStore::new();
+    apply(
+        &mut s,
+        Command::LeaseGrant {
+            id: 0,
+            ttl_secs: 30,
+        },
+    );
+    for i in 0..20 {
+        apply(&mut s, put(&format!("k{:02}", i % 7), &format!("v{i}")));
+        if i % 5 == 0 {
+            apply(&mut s, put_lease(&format!("l{i}"), "x", 1));
+        }
+        if i % 6 == 0 {
+            apply(&mut s, del(&format!("k{:02}", i % 4), ""));
+        }
+    }
+    apply(
+        &mut s,
+        Command::Compact {
+            revision: 12,
+            physical: false,
+        },
+    );
+    apply(
+        &mut s,
+        Command::LeaseGrant {
+            id: 40,
+            ttl_secs: 60,
+        },
+    );
+    s
+}
+
+#[test]
+fn snapshots_restore_exactly_and_encode_deterministically() {
+    let s = busy_store();
+    let snap = s.snapshot();
+    let r = KvStore::restore(&snap).unwrap();
+    assert_eq!(r, s);
+    assert_eq!(r.snapshot(), snap);
+    assert_eq!(busy_store().snapshot(), snap, "same history, same bytes");
+    // The restored store answers history and past reads like the original.
+    let all = RangeRequest {
+        revision: 12,
+        ..range_req("a", "\0")
+    };
+    assert_eq!(r.range(&all), s.range(&all));
+    let h = HistoryRequest {
+        key: b("a"),
+        range_end: b("\0"),
+        start_revision: 12,
+        events_max: 1000,
+    };
+    assert_eq!(r.history(&h), s.history(&h));
+    assert_eq!(r.lease(1), s.lease(1));
+    assert_eq!(KvStore::restore(&[]).unwrap(), KvStore::new());
+}
+
+#[test]
+fn corrupt_snapshots_are_refused() {
+    let snap = busy_store().snapshot();
+    assert!(KvStore::restore(&snap[..snap.len() / 2]).is_err());
+    assert!(KvStore::restore(&[0xff, 0xff, 0xff]).is_err());
+}
+
+/// The first version stored `(revision, key -> latest KeyValue)`; such snapshots still restore,
+/// with their history unreadable (compacted at their revision).
+#[test]
+fn first_version_snapshots_restore() {
+    #[derive(serde::Serialize)]
+    struct Legacy {
+        revision: i64,
+        keys: BTreeMap<Bytes, KeyValue>,
+    }
+    let kv = |k: &str, rev| KeyValue {
+        key: b(k),
+        create_revision: rev,
+        mod_revision: rev,
+        version: 1,
+        value: b("old"),
+        lease: 0,
+    };
+    let legacy = Legacy {
+        revision: 7,
+        keys: [(b("a"), kv("a", 3)), (b("b"), kv("b", 6))]
+            .into_iter()
+            .collect(),
+    };
+    let mut s = KvStore::restore(&postcard::to_stdvec(&legacy).unwrap()).unwrap();
+    assert_eq!(s.revision(), 7);
+    assert_eq!(s.get(b"a"), Some(kv("a", 3)));
+    assert_eq!(
+        s.range(&RangeRequest {
+            revision: 6,
+            ..range_req("a", "")
+        }),
+        Err(KvError::Compacted {
+            compact_revision: 7
+        })
+    );
+    apply(&mut s, put("a", "new"));
+    assert_eq!(s.get(b"a").unwrap().version, 2);
+}
+
+#[test]
+fn txn_nesting_is_bounded() {
+    let mut t = txn(vec![], vec![op_put("a", "1")], vec![]);
+    for _ in 0..TXN_DEPTH_MAX {
+        t = txn(vec![], vec![RequestOp::Txn(t)], vec![]);
+    }
+    let mut s = KvStore::new();
+    assert_eq!(
+        refused(&mut s, Command::Txn(t.clone())),
+        KvError::TxnTooDeep {
+            depth_max: TXN_DEPTH_MAX
+        }
+    );
+    let RequestOp::Txn(inner) = &t.success[0] else {
+        panic!()
+    };
+    let inner: TxnRequest = inner.clone();
+    assert_eq!(apply(&mut s, Command::Txn(inner)).revision, 2);
+}
+
+/// A leader's driver: promote from the store's leases, feed applied commands, propose what the
+/// lessor returns.
+#[test]
+fn the_lessor_expires_leases_through_the_store() {
+    let mut s = KvStore::new();
+    let mut lessor = Lessor::new(LessorConfig::default());
+    let mut now = 0u64;
+    let propose = |s: &mut KvStore, lessor: &mut Lessor, cmd: Command, now: u64| {
+        let a = s.apply(&cmd).unwrap();
+        lessor.observe(&cmd, &a, now);
+        a
+    };
+    let a = propose(
+        &mut s,
+        &mut lessor,
+        Command::LeaseGrant {
+            id: 0,
+            ttl_secs: 10,
+        },
+        now,
+    );
+    let CommandResult::LeaseGrant { id, .. } = a.result else {
+        panic!()
+    };
+    assert_eq!(lessor.next_deadline_ms(), None, "a follower tracks nothing");
+
+    // Becoming leader at t=1s, with a 1s election timeout as extension.
+    now = 1_000;
+    lessor.promote(now, 1_000, s.leases());
+    propose(&mut s, &mut lessor, put_lease("session", "alive", id), now);
+    now = 5_000;
+    lessor.renew(id, now).unwrap();
+    assert_eq!(lessor.next_deadline_ms(), Some(15_000));
+    now = 15_000;
+    let expired = lessor.expired(now);
+    assert_eq!(expired, [id]);
+    let a = propose(&mut s, &mut lessor, Command::LeaseRevoke { id }, now);
+    assert_eq!(a.events.len(), 1);
+    assert!(s.get(b"session").is_none());
+    assert!(lessor.expired(100_000).is_empty());
+}
