@@ -3,7 +3,9 @@
 //! - `cargo sim run --scenario NAME [--seeds A..B]`: run seeds of a scenario, print a summary,
 //!   exit non-zero on any failure with the exact replay command.
 //! - `cargo sim replay --scenario NAME --seed N`: rerun one seed bit for bit and write its
-//!   history (JSON lines), the checker's HTML visualization and the fault log.
+//!   history (JSON lines), the checker's HTML visualization, the fault log and the run's
+//!   timeline (one lane per member: role and term over time, crashes, pauses, clock changes;
+//!   the nemesis's faults; the clients' operations beneath).
 //! - `cargo sim check FILE…`: judge history files (ours, or Porcupine's formats).
 
 use std::path::PathBuf;
@@ -195,6 +197,7 @@ mod sim {
             &title,
         );
         expl.write_html(&dir.join("history.html"))?;
+        std::fs::write(dir.join("timeline.html"), o.timeline_html(&title))?;
         let mut report = format!(
             "seed {}\nverdict {}\nswarm {:?}\nops {}\nfaults {}\nelections {}\nliveness {:?}\ntrace hash {:016x}\n",
             o.seed,
@@ -208,6 +211,9 @@ mod sim {
         );
         for v in &o.violations {
             report += &format!("violation: {v}\n");
+        }
+        for c in &o.corruptions_detected {
+            report += &format!("corruption detected: {c}\n");
         }
         std::fs::write(dir.join("report.txt"), report)
     }

@@ -29,6 +29,11 @@ fn caught(m: Mutation, scenario: &str) {
 }
 
 #[test]
+fn figure8_commit_is_caught() {
+    caught(Mutation::Figure8Commit, "figure8");
+}
+
+#[test]
 fn vote_without_log_check_is_caught() {
     caught(Mutation::VoteWithoutLogCheck, "leader-partition");
 }

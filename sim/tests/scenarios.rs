@@ -1,9 +1,12 @@
 //! Every scenario in `scenarios/` over a range of seeds (`SEXTANT_SIM_SEEDS=a..b`, default
-//! 0..12): each seed must keep the cluster invariants, produce a linearizable history and make
-//! progress once healed. And the determinism self-check: a seed run twice yields the same trace
-//! hash, so any failure replays bit for bit.
+//! 0..32): each seed must keep the cluster invariants, produce a linearizable history and make
+//! progress once healed. Scenarios that break an assumption on purpose (`expect_violation`)
+//! must instead be caught by the checker within a bounded number of seeds. And the
+//! determinism self-check: a seed run twice yields the same trace hash, so any failure replays
+//! bit for bit.
 #![cfg(madsim)]
 
+use sextant_sim::checker::Verdict;
 use sextant_sim::harness::run::run_seed;
 use sextant_sim::harness::scenario::{list, load, scenario_dir};
 
@@ -13,7 +16,7 @@ fn seeds() -> std::ops::Range<u64> {
             let (a, b) = s.split_once("..").expect("SEXTANT_SIM_SEEDS=a..b");
             a.parse().expect("seed")..b.parse().expect("seed")
         }
-        Err(_) => 0..12,
+        Err(_) => 0..32,
     }
 }
 
@@ -30,6 +33,9 @@ fn every_scenario_passes_its_seeds() {
     let mut ops = 0;
     for name in &names {
         let s = load(&dir, name).unwrap_or_else(|e| panic!("{e}"));
+        if s.expect_violation {
+            continue;
+        }
         for seed in seeds() {
             let o = run_seed(&s, seed);
             ops += o.ops;
@@ -68,4 +74,51 @@ fn a_seed_replays_bit_for_bit() {
         run_seed(&s, 1).trace_hash,
         "different seeds, same run"
     );
+}
+
+/// Seeds a deliberately broken scenario gets before the test gives up on the checker.
+const VIOLATION_SEEDS_MAX: u64 = 60;
+
+#[test]
+fn deliberately_broken_scenarios_are_caught_by_the_checker() {
+    let dir = scenario_dir();
+    let broken: Vec<String> = list(&dir)
+        .into_iter()
+        .filter(|n| load(&dir, n).is_ok_and(|s| s.expect_violation))
+        .collect();
+    assert!(
+        broken.contains(&"lease-read-beyond-bound".to_string()),
+        "the lease bound must have a deliberately violated scenario"
+    );
+    for name in broken {
+        let s = load(&dir, &name).unwrap();
+        let caught = (0..VIOLATION_SEEDS_MAX)
+            .find(|&seed| run_seed(&s, seed).check.verdict == Verdict::NotLinearizable);
+        eprintln!(
+            "{name}: checker caught it after {:?} seeds",
+            caught.map(|s| s + 1)
+        );
+        assert!(
+            caught.is_some(),
+            "{name}: no stale read caught in {VIOLATION_SEEDS_MAX} seeds"
+        );
+    }
+}
+
+#[test]
+fn corrupted_disks_are_detected_and_the_cluster_carries_on() {
+    let s = load(&scenario_dir(), "disk-corruption").unwrap();
+    let mut detected = 0;
+    for seed in 0..6 {
+        let o = run_seed(&s, seed);
+        assert!(
+            o.passed(),
+            "disk-corruption seed {seed}: {} {:?} {:?}",
+            o.verdict(),
+            o.violations.first(),
+            o.liveness.as_ref().err()
+        );
+        detected += o.corruptions_detected.len();
+    }
+    assert!(detected > 0, "no corrupted disk was ever detected");
 }

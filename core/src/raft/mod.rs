@@ -50,7 +50,7 @@ pub struct RestoreState {
 }
 
 /// The role of a node, for callers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RoleKind {
     Follower,
     PreCandidate,

@@ -17,6 +17,8 @@ use sextant_net::node::{NodeConfig, NodeHandle, NodeLoop};
 use super::clock::{ClockControl, SkewedClock};
 use super::disk::{spawn_storage_task, SharedDisk};
 use super::invariants::Invariants;
+use super::scenario::ClockMode;
+use super::timeline::{MarkKind, Timeline};
 use super::transport::{self, member_ip, NetFaults};
 
 /// Settings of a simulated cluster.
@@ -31,6 +33,20 @@ pub struct ClusterSpec {
     pub snapshot_every: u64,
     pub fsync_micros: (u64, u64),
     pub request_timeout: Duration,
+    /// The longest message delay the nemesis's delay fault may choose.
+    pub delay_ms_max: u32,
+    pub clock_mode: ClockMode,
+}
+
+impl ClusterSpec {
+    /// The largest clock drift (ppm, either way) under which lease reads stay safe: a
+    /// leader's `election_ticks_min - drift_ticks_max` ticks must never outlast a follower's
+    /// `election_ticks_min` ticks, i.e. (1 + d) / (1 - d) <= r with r = min / (min - drift).
+    pub fn lease_safe_drift_ppm(&self) -> i64 {
+        let min = f64::from(self.election_ticks);
+        let r = min / (min - f64::from(self.lease_drift_ticks));
+        ((r - 1.0) / (r + 1.0) * 1e6) as i64
+    }
 }
 
 impl Default for ClusterSpec {
@@ -44,6 +60,8 @@ impl Default for ClusterSpec {
             snapshot_every: 64,
             fsync_micros: (100, 2_000),
             request_timeout: Duration::from_millis(1_000),
+            delay_ms_max: 200,
+            clock_mode: ClockMode::Unbounded,
         }
     }
 }
@@ -64,6 +82,11 @@ pub struct SimCluster {
     /// The client handle of each member's current incarnation.
     pub handles: Arc<Mutex<BTreeMap<NodeId, NodeHandle>>>,
     pub invariants: Arc<Mutex<Invariants>>,
+    pub timeline: Arc<Mutex<Timeline>>,
+    /// Members cut off by `isolate` (for the timeline).
+    isolated: Mutex<std::collections::BTreeSet<NodeId>>,
+    /// Members whose disk was corrupted on purpose.
+    pub corrupted: std::collections::BTreeSet<NodeId>,
     pub net: Arc<NetFaults>,
     pub boots: Arc<Mutex<BTreeMap<NodeId, u64>>>,
 }
@@ -74,7 +97,8 @@ impl SimCluster {
         let handle = Handle::current();
         let voters: Vec<NodeId> = (1..=spec.members).collect();
         let handles: Arc<Mutex<BTreeMap<NodeId, NodeHandle>>> = Default::default();
-        let invariants: Arc<Mutex<Invariants>> = Default::default();
+        let invariants: Arc<Mutex<Invariants>> = Arc::new(Mutex::new(Invariants::starting_now()));
+        let timeline = Arc::new(Mutex::new(Timeline::starting_now()));
         let net: Arc<NetFaults> = Default::default();
         let boots: Arc<Mutex<BTreeMap<NodeId, u64>>> = Default::default();
         let mut members = BTreeMap::new();
@@ -87,7 +111,7 @@ impl SimCluster {
                 disk.clone(),
                 clock.clone(),
                 handles.clone(),
-                invariants.clone(),
+                (invariants.clone(), timeline.clone()),
                 net.clone(),
                 boots.clone(),
             );
@@ -126,6 +150,9 @@ impl SimCluster {
             members,
             handles,
             invariants,
+            timeline,
+            isolated: Default::default(),
+            corrupted: Default::default(),
             net,
             boots,
         }
@@ -152,6 +179,12 @@ impl SimCluster {
         self.handles.lock().expect("handles").remove(&id);
         m.up = false;
         m.paused = false;
+        self.mark(id, MarkKind::Down);
+    }
+
+    /// Notes something done to `id` on the run's timeline.
+    pub fn mark(&self, id: NodeId, kind: MarkKind) {
+        self.timeline.lock().expect("timeline").mark(id, kind);
     }
 
     pub fn restart(&mut self, id: NodeId) {
@@ -163,6 +196,7 @@ impl SimCluster {
         }
         Handle::current().restart(m.node.id());
         m.up = true;
+        self.mark(id, MarkKind::Up);
     }
 
     pub fn pause(&mut self, id: NodeId) {
@@ -170,6 +204,10 @@ impl SimCluster {
             if m.up && !m.paused {
                 Handle::current().pause(m.node.id());
                 m.paused = true;
+                self.timeline
+                    .lock()
+                    .expect("timeline")
+                    .mark(id, MarkKind::Paused);
             }
         }
     }
@@ -179,6 +217,10 @@ impl SimCluster {
             if m.paused {
                 Handle::current().resume(m.node.id());
                 m.paused = false;
+                self.timeline
+                    .lock()
+                    .expect("timeline")
+                    .mark(id, MarkKind::Resumed);
             }
         }
     }
@@ -189,8 +231,69 @@ impl SimCluster {
         net.clog_link(self.members[&from].node.id(), self.members[&to].node.id());
     }
 
+    /// Silent disk corruption: crashes `id`, flips a bit in one of its durable records and
+    /// restarts it, which must detect the damage by checksum and refuse to start. At most a
+    /// minority minus one member is ever corrupted, so the cluster keeps a quorum to spare.
+    /// Returns whether it did anything.
+    pub fn corrupt_disk(&mut self, id: NodeId) -> bool {
+        let budget = (self.members.len() - 1) / 2;
+        if self.corrupted.contains(&id) || self.corrupted.len() + 1 > budget {
+            return false;
+        }
+        let (pick, bit) = {
+            let mut rng = madsim::rand::thread_rng();
+            (rng.gen::<u32>() as usize, rng.gen::<u32>() as usize)
+        };
+        self.crash(id);
+        let done = self.members[&id]
+            .disk
+            .lock()
+            .expect("disk")
+            .corrupt(pick, bit);
+        self.restart(id);
+        if done {
+            self.corrupted.insert(id);
+        }
+        done
+    }
+
+    /// Restores the directed link `from -> to`.
+    pub fn uncut(&self, from: NodeId, to: NodeId) {
+        let net = madsim::net::NetSim::current();
+        net.unclog_link(self.members[&from].node.id(), self.members[&to].node.id());
+    }
+
+    /// Cuts `id` off from every other member (marked on the timeline until reconnected).
+    pub fn isolate(&self, id: NodeId) {
+        for other in self.ids() {
+            if other != id {
+                self.cut(id, other);
+                self.cut(other, id);
+            }
+        }
+        self.isolated.lock().expect("isolated").insert(id);
+        self.mark(id, MarkKind::Isolated);
+    }
+
+    /// Restores every link of `id`.
+    pub fn reconnect(&self, id: NodeId) {
+        for other in self.ids() {
+            if other != id {
+                self.uncut(id, other);
+                self.uncut(other, id);
+            }
+        }
+        if self.isolated.lock().expect("isolated").remove(&id) {
+            self.mark(id, MarkKind::Reconnected);
+        }
+    }
+
     /// Restores every link (partitions end; loss, duplication and delay stay).
     pub fn heal_network_links(&self) {
+        let was = std::mem::take(&mut *self.isolated.lock().expect("isolated"));
+        for id in was {
+            self.mark(id, MarkKind::Reconnected);
+        }
         let net = madsim::net::NetSim::current();
         for a in self.members.values() {
             net.unclog_node(a.node.id());
@@ -236,7 +339,7 @@ async fn boot(
     disk: SharedDisk,
     clock: Arc<ClockControl>,
     handles: Arc<Mutex<BTreeMap<NodeId, NodeHandle>>>,
-    invariants: Arc<Mutex<Invariants>>,
+    (invariants, timeline): (Arc<Mutex<Invariants>>, Arc<Mutex<Timeline>>),
     net: Arc<NetFaults>,
     boots: Arc<Mutex<BTreeMap<NodeId, u64>>>,
 ) {
@@ -263,6 +366,20 @@ async fn boot(
     let (blank, state) = {
         let d = disk.lock().expect("disk");
         (d.is_blank(), d.recover())
+    };
+    let state = match state {
+        Ok(s) => s,
+        Err(e) => {
+            // Refusing to start is the right answer to a corrupt disk: the member stays down
+            // until an operator replaces it; the rest of the cluster carries on.
+            invariants
+                .lock()
+                .expect("inv")
+                .corruptions_detected
+                .push(format!("member {id}: {e}; it stays down"));
+            timeline.lock().expect("timeline").mark(id, MarkKind::Down);
+            return;
+        }
     };
     let raft = if blank {
         Raft::bootstrap(cfg, &voters)
@@ -316,6 +433,10 @@ async fn boot(
         node_cfg, raft, kv, applied, sender, clock, storage, inbound_rx,
     );
     node.set_observer(Box::new(move |raft, kv, applied| {
+        timeline
+            .lock()
+            .expect("timeline")
+            .observe_role(id, raft.role(), raft.term());
         invariants
             .lock()
             .expect("inv")

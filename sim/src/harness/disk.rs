@@ -2,15 +2,50 @@
 //! synced. A crash keeps a random prefix of the unsynced writes (disks write in order but may
 //! stop anywhere) and loses the rest, including a torn last record, which checksums would
 //! reject on read. madsim's own fs keeps unsynced data on kill, so this disk is ours.
+//!
+//! Durable records are stored encoded, each with a CRC-32C, and can rot: `corrupt` flips a
+//! bit of one of them. Recovery verifies every checksum and refuses a corrupt disk with the
+//! record it failed on, rather than rebuilding a member from damaged state.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sextant_core::{Entry, HardState, Index, RestoreState, Snapshot};
 use sextant_net::node::{run_batch, DurableLog, StorageIo};
 use thiserror::Error;
 
+/// A durable record as it lies on the platter: its encoding and that encoding's checksum.
 #[derive(Clone, Debug)]
+struct Sealed {
+    bytes: Vec<u8>,
+    crc: u32,
+}
+
+impl Sealed {
+    fn seal(r: &Record) -> Sealed {
+        let bytes = postcard::to_stdvec(r).expect("in-memory encoding cannot fail");
+        let crc = crc32c::crc32c(&bytes);
+        Sealed { bytes, crc }
+    }
+
+    fn open(&self) -> Option<Record> {
+        if crc32c::crc32c(&self.bytes) != self.crc {
+            return None;
+        }
+        postcard::from_bytes(&self.bytes).ok()
+    }
+}
+
+/// Recovery found a record whose checksum does not match.
+#[derive(Debug, Error)]
+#[error("disk corruption: durable record {record} of {records} fails its checksum")]
+pub struct CorruptDisk {
+    pub record: usize,
+    pub records: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Record {
     Batch {
         hard_state: Option<HardState>,
@@ -24,7 +59,7 @@ enum Record {
 /// crashes of the node.
 #[derive(Debug, Default)]
 pub struct DiskState {
-    durable: Vec<Record>,
+    durable: Vec<Sealed>,
     unsynced: Vec<Record>,
     /// Writes lost in crashes (for reports).
     pub lost_writes: u64,
@@ -48,7 +83,7 @@ impl DiskState {
     pub fn crash(&mut self, keep: usize) {
         let keep = keep.min(self.unsynced.len());
         let kept: Vec<Record> = self.unsynced.drain(..keep).collect();
-        self.durable.extend(kept);
+        self.durable.extend(kept.iter().map(Sealed::seal));
         self.lost_writes += self.unsynced.len() as u64;
         self.unsynced.clear();
     }
@@ -57,12 +92,34 @@ impl DiskState {
         self.unsynced.len()
     }
 
-    /// Replays the durable writes into the state a restarted member is built from.
-    pub fn recover(&self) -> RestoreState {
+    /// Silent corruption: flips one bit of the durable record `pick` selects (modulo the
+    /// number of records). Returns false when nothing is durable yet.
+    pub fn corrupt(&mut self, pick: usize, bit: usize) -> bool {
+        if self.durable.is_empty() {
+            return false;
+        }
+        let n = self.durable.len();
+        let rec = &mut self.durable[pick % n];
+        if rec.bytes.is_empty() {
+            rec.crc ^= 1;
+        } else {
+            let bit = bit % (rec.bytes.len() * 8);
+            rec.bytes[bit / 8] ^= 1 << (bit % 8);
+        }
+        true
+    }
+
+    /// Replays the durable writes into the state a restarted member is built from, verifying
+    /// every record's checksum.
+    pub fn recover(&self) -> Result<RestoreState, CorruptDisk> {
         let mut hard_state = HardState::default();
         let mut snapshot: Option<Snapshot> = None;
         let mut entries: Vec<Entry> = Vec::new();
-        for r in &self.durable {
+        for (i, sealed) in self.durable.iter().enumerate() {
+            let r = sealed.open().ok_or(CorruptDisk {
+                record: i,
+                records: self.durable.len(),
+            })?;
             match r {
                 Record::Batch {
                     hard_state: hs,
@@ -71,14 +128,15 @@ impl DiskState {
                 } => {
                     if let Some(s) = snap {
                         entries.clear();
-                        snapshot = Some(s.clone());
+                        snapshot = Some(s);
                     }
                     if let Some(first) = ents.first() {
-                        entries.retain(|e| e.index < first.index);
-                        entries.extend(ents.iter().cloned());
+                        let first = first.index;
+                        entries.retain(|e| e.index < first);
+                        entries.extend(ents);
                     }
                     if let Some(hs) = hs {
-                        hard_state = *hs;
+                        hard_state = hs;
                     }
                 }
                 Record::SnapshotSaved(s) => {
@@ -87,18 +145,18 @@ impl DiskState {
                         .is_none_or(|cur| s.meta.index > cur.meta.index)
                     {
                         entries.retain(|e| e.index > s.meta.index);
-                        snapshot = Some(s.clone());
+                        snapshot = Some(s);
                     }
                 }
             }
         }
         let applied = snapshot.as_ref().map_or(0, |s| s.meta.index);
-        RestoreState {
+        Ok(RestoreState {
             hard_state,
             snapshot,
             entries,
             applied,
-        }
+        })
     }
 }
 
@@ -125,7 +183,7 @@ impl DurableLog for SimDisk {
     fn sync(&mut self) -> Result<(), DiskError> {
         let mut d = self.0.lock().expect("disk lock");
         let pending: Vec<Record> = d.unsynced.drain(..).collect();
-        d.durable.extend(pending);
+        d.durable.extend(pending.iter().map(Sealed::seal));
         d.syncs += 1;
         Ok(())
     }
@@ -133,7 +191,8 @@ impl DurableLog for SimDisk {
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DiskError> {
         self.sync()?;
         let mut d = self.0.lock().expect("disk lock");
-        d.durable.push(Record::SnapshotSaved(snapshot.clone()));
+        d.durable
+            .push(Sealed::seal(&Record::SnapshotSaved(snapshot.clone())));
         Ok(())
     }
 
@@ -202,7 +261,7 @@ mod tests {
         log.append(None, None, &[ent(2, 1)]).unwrap();
         log.append(None, None, &[ent(3, 1)]).unwrap();
         disk.lock().unwrap().crash(1);
-        let s = disk.lock().unwrap().recover();
+        let s = disk.lock().unwrap().recover().unwrap();
         assert_eq!(
             s.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
             vec![1, 2]
@@ -219,7 +278,7 @@ mod tests {
             .unwrap();
         log.append(None, None, &[ent(2, 2)]).unwrap();
         log.sync().unwrap();
-        let s = disk.lock().unwrap().recover();
+        let s = disk.lock().unwrap().recover().unwrap();
         assert_eq!(
             s.entries
                 .iter()
@@ -231,11 +290,40 @@ mod tests {
         snap.meta.index = 1;
         snap.meta.term = 1;
         log.save_snapshot(&snap).unwrap();
-        let s = disk.lock().unwrap().recover();
+        let s = disk.lock().unwrap().recover().unwrap();
         assert_eq!(s.applied, 1);
         assert_eq!(
             s.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
             vec![2]
         );
+    }
+}
+
+#[cfg(test)]
+mod corruption_tests {
+    use super::*;
+    use sextant_core::EntryPayload;
+
+    #[test]
+    fn a_flipped_bit_is_refused_with_its_record() {
+        let disk: SharedDisk = Default::default();
+        let mut log = SimDisk(disk.clone());
+        for i in 1..=3 {
+            let e = Entry {
+                index: i,
+                term: 1,
+                payload: EntryPayload::Empty,
+            };
+            log.append(None, None, &[e]).unwrap();
+            log.sync().unwrap();
+        }
+        assert!(disk.lock().unwrap().recover().is_ok());
+        for bit in [0, 7, 13] {
+            let d2: SharedDisk = Default::default();
+            d2.lock().unwrap().durable = disk.lock().unwrap().durable.clone();
+            assert!(d2.lock().unwrap().corrupt(1, bit));
+            let err = d2.lock().unwrap().recover().unwrap_err();
+            assert_eq!((err.record, err.records), (1, 3));
+        }
     }
 }

@@ -44,6 +44,13 @@ pub struct Invariants {
     pub elections: u64,
     /// Every committed entry, described (index, term, what), for failure reports.
     pub committed_log: Vec<(Index, Term, String)>,
+    /// Members that found their disk corrupt at boot and refused to start (expected only when
+    /// the nemesis corrupts disks).
+    pub corruptions_detected: Vec<String>,
+    /// When (µs into the run) each term's leader took office.
+    elected_at: BTreeMap<Term, u64>,
+    /// When the run started (elections are timed from here).
+    pub epoch: Option<tokio::time::Instant>,
 }
 
 fn describe(e: &Entry) -> String {
@@ -57,6 +64,48 @@ fn describe(e: &Entry) -> String {
 }
 
 impl Invariants {
+    /// Invariants whose timeline starts at the current simulated instant.
+    pub fn starting_now() -> Invariants {
+        Invariants {
+            epoch: Some(tokio::time::Instant::now()),
+            ..Default::default()
+        }
+    }
+
+    /// The leader of the highest term anyone has led, and when (µs into the run) it took
+    /// office.
+    pub fn newest_leader(&self) -> Option<(Term, NodeId, u64)> {
+        self.leaders
+            .last_key_value()
+            .map(|(&t, &id)| (t, id, self.elected_at.get(&t).copied().unwrap_or(0)))
+    }
+
+    fn now_micros(&self) -> u64 {
+        self.epoch.map_or(0, |e| e.elapsed().as_micros() as u64)
+    }
+
+    /// Leader Completeness (§5.4, Figure 3): a new leader's log holds every entry committed
+    /// so far (those it has not compacted into its snapshot). Checked at the moment it takes
+    /// office, so a lost commit is caught even if the leader falls before overwriting it.
+    fn check_leader_completeness(&mut self, id: NodeId, raft: &Raft) {
+        let first = raft.first_index();
+        let mut missing = None;
+        for (&i, &(term, h)) in self.committed.range(first..) {
+            let held = raft.entry(i).map(|e| (e.term, entry_hash(e)));
+            if held != Some((term, h)) {
+                missing = Some((i, term, held.map(|(t, _)| t)));
+                break;
+            }
+        }
+        if let Some((i, term, held)) = missing {
+            self.violation(format!(
+                "leader completeness: member {id} leads term {} without committed entry {i}@{term} (its log has {})",
+                raft.term(),
+                held.map_or("nothing".to_string(), |t| format!("{i}@{t}"))
+            ));
+        }
+    }
+
     fn violation(&mut self, what: String) {
         if self.violations.len() < 100 {
             self.violations.push(what);
@@ -75,7 +124,9 @@ impl Invariants {
                 Some(_) => {}
                 None => {
                     self.leaders.insert(raft.term(), id);
+                    self.elected_at.insert(raft.term(), self.now_micros());
                     self.elections += 1;
+                    self.check_leader_completeness(id, raft);
                 }
             }
         }

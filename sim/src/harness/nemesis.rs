@@ -12,7 +12,8 @@ use madsim::rand::Rng;
 use sextant_core::NodeId;
 
 use super::cluster::SimCluster;
-use super::scenario::FaultRates;
+use super::scenario::{ClockMode, FaultRates};
+use super::timeline::MarkKind;
 
 /// What the nemesis did, for the run report.
 #[derive(Clone, Debug, Default)]
@@ -80,7 +81,7 @@ fn partition(c: &SimCluster) -> String {
             format!("partition halves {:?} | {:?}", &ids[..k], &ids[k..])
         }
         1 => {
-            split(c, &ids[..1], &ids[1..], false);
+            c.isolate(ids[0]);
             format!("isolate {}", ids[0])
         }
         2 => {
@@ -120,7 +121,17 @@ pub async fn run(
     log: Arc<Mutex<FaultLog>>,
     start: tokio::time::Instant,
 ) {
-    let total = rates.total();
+    if rates.leader_churn > 0.0 {
+        tokio::spawn(leader_churn(
+            rates.leader_churn,
+            cluster.clone(),
+            stop.clone(),
+            log.clone(),
+            start,
+        ));
+    }
+    // Leader churn runs in its own loop (above); the rest share one Poisson process.
+    let total = rates.total() - rates.leader_churn;
     if total <= 0.0 {
         return;
     }
@@ -137,12 +148,11 @@ pub async fn run(
         (rates.swizzle, 9),
         (rates.transfer, 10),
         (rates.membership, 11),
+        (rates.corruption, 12),
     ];
     while !stop.load(Ordering::SeqCst) {
         // Exponential inter-arrival times with the summed rate.
-        let u: f64 = madsim::rand::thread_rng().gen_range(1e-6..1.0);
-        let wait = -u.ln() / total;
-        tokio::time::sleep(Duration::from_secs_f64(wait.min(5.0))).await;
+        tokio::time::sleep(poisson_wait(total)).await;
         if stop.load(Ordering::SeqCst) {
             return;
         }
@@ -155,7 +165,7 @@ pub async fn run(
             }
             r -= w;
         }
-        let what = if kind >= 7 {
+        let what = if (7..=11).contains(&kind) {
             targeted(kind, &cluster).await
         } else {
             let mut c = cluster.lock().expect("cluster");
@@ -194,6 +204,13 @@ pub async fn run(
                     }
                 }
                 2 => pause_or_resume(&mut c, id, "pause"),
+                12 => {
+                    if c.corrupt_disk(id) {
+                        format!("corrupt a durable record of {id} and restart it")
+                    } else {
+                        "corrupt: no member left to corrupt".to_string()
+                    }
+                }
                 3 => {
                     let pm = level_or_off(&mut rng, 10..300);
                     c.net.loss_pm.store(pm, Ordering::SeqCst);
@@ -205,19 +222,35 @@ pub async fn run(
                     format!("duplicate {pm}‰")
                 }
                 5 => {
-                    let ms = level_or_off(&mut rng, 5..200);
+                    let ms = level_or_off(&mut rng, 5..c.spec.delay_ms_max.max(6));
                     c.net.delay_max_ms.store(ms, Ordering::SeqCst);
                     format!("delay up to {ms} ms")
                 }
                 6 => {
                     let m = &c.members[&id];
-                    if rng.gen_bool(0.5) {
+                    let safe = c.spec.lease_safe_drift_ppm();
+                    let mode = c.spec.clock_mode;
+                    if mode == ClockMode::Bounded {
+                        // Strictly inside the bound, rounding included.
+                        let ppm = rng.gen_range(-(safe * 9 / 10)..=safe * 9 / 10);
+                        m.clock.set_drift_ppm(ppm);
+                        c.mark(id, MarkKind::Clock(format!("drift {ppm} ppm")));
+                        format!("clock {id} drift {ppm} ppm (bounded)")
+                    } else if mode == ClockMode::BeyondBound && rng.gen_bool(0.7) {
+                        let ppm = rng.gen_range(2 * safe..=4 * safe).min(450_000)
+                            * if rng.gen_bool(0.5) { 1 } else { -1 };
+                        m.clock.set_drift_ppm(ppm);
+                        c.mark(id, MarkKind::Clock(format!("drift {ppm} ppm")));
+                        format!("clock {id} drift {ppm} ppm (beyond bound)")
+                    } else if rng.gen_bool(0.5) {
                         let ppm = rng.gen_range(-200_000..200_000);
                         m.clock.set_drift_ppm(ppm);
+                        c.mark(id, MarkKind::Clock(format!("drift {ppm} ppm")));
                         format!("clock {id} drift {ppm} ppm")
                     } else {
                         let ticks = rng.gen_range(-20..20);
                         m.clock.jump(ticks);
+                        c.mark(id, MarkKind::Clock(format!("jump {ticks} ticks")));
                         format!("clock {id} jump {ticks} ticks")
                     }
                 }
@@ -226,6 +259,91 @@ pub async fn run(
         };
         let t = start.elapsed().as_micros() as u64;
         log.lock().expect("log").events.push((t, what));
+    }
+}
+
+/// Exponentially distributed wait for a Poisson process of `rate` events per second.
+fn poisson_wait(rate: f64) -> Duration {
+    let u: f64 = madsim::rand::thread_rng().gen_range(1e-6..1.0);
+    Duration::from_secs_f64((-u.ln() / rate).min(5.0))
+}
+
+/// Leader churn: the adversary of Raft's Figure 8. `rate` times per second it strikes the
+/// newest leader (one not struck before) a log-uniform 0.1–200 ms after that leader took
+/// office — at once if that moment has passed — by crashing it (losing unsynced writes) or
+/// cutting it off; 0.1–1 s later the victim comes back. Leaders that fall this quickly leave
+/// half-replicated tails of many terms behind, which is where commit rules go wrong.
+async fn leader_churn(
+    rate: f64,
+    cluster: Arc<Mutex<SimCluster>>,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<FaultLog>>,
+    start: tokio::time::Instant,
+) {
+    let newest = |c: &Arc<Mutex<SimCluster>>| {
+        let inv = c.lock().expect("cluster").invariants.clone();
+        let n = inv.lock().expect("inv").newest_leader();
+        n
+    };
+    let note = move |log: &Arc<Mutex<FaultLog>>, what: String| {
+        let t = start.elapsed().as_micros() as u64;
+        log.lock().expect("log").events.push((t, what));
+    };
+    let mut struck_term = 0;
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(poisson_wait(rate)).await;
+        // The next leader not yet struck (bounded wait: faults may leave none for a while).
+        let mut found = None;
+        for _ in 0..2_000 {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match newest(&cluster) {
+                Some((t, id, at)) if t > struck_term => {
+                    found = Some((t, id, at));
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+        let Some((term, victim, elected_us)) = found else {
+            continue;
+        };
+        struck_term = term;
+        // Log-uniform 0.1–200 ms after the election: some leaders fall before their first
+        // entry leaves them, others mid-way through repairing followers' logs.
+        let aim_us = 10f64.powf(madsim::rand::thread_rng().gen_range(2.0..5.3)) as u64;
+        let now_us = start.elapsed().as_micros() as u64;
+        let wait_us = (elected_us + aim_us).saturating_sub(now_us);
+        tokio::time::sleep(Duration::from_micros(wait_us)).await;
+        let crash = madsim::rand::thread_rng().gen_bool(0.5);
+        {
+            let mut c = cluster.lock().expect("cluster");
+            if crash {
+                c.crash(victim);
+            } else {
+                c.isolate(victim);
+            }
+        }
+        let how = if crash { "crash" } else { "isolate" };
+        note(
+            &log,
+            format!("leader churn: {how} leader {victim} of term {term}"),
+        );
+        let back = Duration::from_millis(madsim::rand::thread_rng().gen_range(100..1_000));
+        let (cluster2, log2) = (cluster.clone(), log.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(back).await;
+            let mut c = cluster2.lock().expect("cluster");
+            if crash {
+                c.restart(victim);
+            } else {
+                c.reconnect(victim);
+            }
+            drop(c);
+            let how = if crash { "restart" } else { "reconnect" };
+            note(&log2, format!("leader churn: {how} {victim}"));
+        });
     }
 }
 
@@ -266,8 +384,7 @@ async fn targeted(kind: u8, cluster: &Arc<Mutex<SimCluster>>) -> String {
         (7, Some((l, _))) => {
             let c = cluster.lock().expect("cluster");
             c.heal_network_links();
-            let rest: Vec<NodeId> = ids.iter().copied().filter(|&i| i != l).collect();
-            split(&c, &[l], &rest, false);
+            c.isolate(l);
             format!("isolate leader {l}")
         }
         (8, Some((l, _))) => {

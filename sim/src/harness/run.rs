@@ -15,9 +15,11 @@ use sextant_core::kv::{Command, PutRequest, RangeRequest};
 use super::cluster::{ClusterSpec, SimCluster};
 use super::nemesis::{self, FaultLog};
 use super::scenario::{FaultRates, Scenario};
+use super::timeline::{self, Timeline, TimelineInput};
 use super::workload::{self, WorkloadSpec};
 use crate::checker::{CheckOptions, CheckResult, HistoryRecorder, Verdict};
 use sextant_core::mutation::Mutation;
+use sextant_core::NodeId;
 
 /// Search steps the checker may take per seed (deterministic, unlike a wall-clock budget).
 const CHECK_STEPS_MAX: u64 = 50_000_000;
@@ -39,6 +41,27 @@ pub struct SeedOutcome {
     pub trace_hash: u64,
     /// Every committed entry (index, term, description).
     pub committed_log: Vec<(u64, u64, String)>,
+    /// Members' roles and what happened to them over time.
+    pub timeline: Timeline,
+    /// Members that refused to start on a corrupt disk (the corruption fault at work).
+    pub corruptions_detected: Vec<String>,
+    pub members: Vec<NodeId>,
+}
+
+impl SeedOutcome {
+    /// The run's timeline as a self-contained HTML page.
+    pub fn timeline_html(&self, title: &str) -> String {
+        timeline::render_html(
+            &self.timeline,
+            &TimelineInput {
+                title,
+                members: &self.members,
+                end_micros: (self.sim_secs * 1e6) as u64,
+                faults: &self.faults.events,
+                ops: &self.history.history(),
+            },
+        )
+    }
 }
 
 impl SeedOutcome {
@@ -71,6 +94,9 @@ struct Raw {
     liveness: Result<(), String>,
     sim_secs: f64,
     committed_log: Vec<(u64, u64, String)>,
+    timeline: Timeline,
+    members: Vec<NodeId>,
+    corruptions_detected: Vec<String>,
 }
 
 pub fn run_seed(s: &Scenario, seed: u64) -> SeedOutcome {
@@ -106,6 +132,9 @@ pub fn run_seed_mutated(s: &Scenario, seed: u64, mutation: Option<Mutation>) -> 
                 liveness: Ok(()),
                 sim_secs: 0.0,
                 committed_log: Vec::new(),
+                timeline: Timeline::default(),
+                members: Vec::new(),
+                corruptions_detected: Vec::new(),
             }
         }
     };
@@ -119,6 +148,9 @@ pub fn run_seed_mutated(s: &Scenario, seed: u64, mutation: Option<Mutation>) -> 
     raw.elections.hash(&mut h);
     raw.observations.hash(&mut h);
     raw.violations.hash(&mut h);
+    raw.timeline.roles.hash(&mut h);
+    raw.timeline.marks.hash(&mut h);
+    raw.corruptions_detected.hash(&mut h);
     SeedOutcome {
         seed,
         ops: raw.history.history().len(),
@@ -134,6 +166,9 @@ pub fn run_seed_mutated(s: &Scenario, seed: u64, mutation: Option<Mutation>) -> 
         wall: wall.elapsed(),
         trace_hash: h.finish(),
         committed_log: raw.committed_log,
+        timeline: raw.timeline,
+        members: raw.members,
+        corruptions_detected: raw.corruptions_detected,
     }
 }
 
@@ -144,6 +179,8 @@ async fn simulate(s: Scenario) -> Raw {
         members: s.members,
         lease_reads: s.lease_reads,
         fsync_micros: s.fsync_micros,
+        delay_ms_max: s.delay_ms_max,
+        clock_mode: s.clock_mode,
         ..ClusterSpec::default()
     };
     let cluster = Arc::new(Mutex::new(SimCluster::start(spec)));
@@ -193,8 +230,27 @@ async fn simulate(s: Scenario) -> Raw {
         let _ = t.await;
     }
     let sim_secs = start.elapsed().as_secs_f64();
-    let inv = cluster.lock().expect("cluster").invariants.clone();
+    let (inv, timeline, members, corrupted) = {
+        let c = cluster.lock().expect("cluster");
+        (
+            c.invariants.clone(),
+            c.timeline.clone(),
+            c.ids(),
+            c.corrupted.clone(),
+        )
+    };
+    let timeline = std::mem::take(&mut *timeline.lock().expect("timeline"));
     let inv = inv.lock().expect("inv");
+    let mut violations = inv.violations.clone();
+    for d in &inv.corruptions_detected {
+        // Only a disk the nemesis damaged may be found corrupt.
+        if !corrupted
+            .iter()
+            .any(|id| d.starts_with(&format!("member {id}:")))
+        {
+            violations.push(format!("corruption on an undamaged disk: {d}"));
+        }
+    }
     let history = std::mem::take(&mut *history.lock().expect("history"));
     let faults = std::mem::take(&mut *faults.lock().expect("faults"));
     Raw {
@@ -203,10 +259,13 @@ async fn simulate(s: Scenario) -> Raw {
         faults,
         elections: inv.elections,
         observations: inv.observations,
-        violations: inv.violations.clone(),
+        violations,
+        corruptions_detected: inv.corruptions_detected.clone(),
         liveness,
         sim_secs,
         committed_log: inv.committed_log.clone(),
+        timeline,
+        members,
     }
 }
 

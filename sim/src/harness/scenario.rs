@@ -41,6 +41,32 @@ pub struct FaultRates {
     /// Membership changes: remove a voter, add it back as a learner, promote it.
     #[serde(default)]
     pub membership: f64,
+    /// Leader churn (Figure 8's adversary): each event arms a strike at the next leader to
+    /// be elected, within 0–200 ms of taking office (a crash losing its unsynced writes, or
+    /// isolation); the victim comes back 0.1–1 s later.
+    #[serde(default)]
+    pub leader_churn: f64,
+    /// Silent disk corruption: flip a bit in a durable record of a member (at most a minority
+    /// minus one of them), which must refuse to start when it next boots.
+    #[serde(default)]
+    pub corruption: f64,
+}
+
+/// What the clock fault does to a member's clock.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockMode {
+    /// Drift up to ±20% and jumps of up to ±20 ticks: beyond what lease reads tolerate, so
+    /// scenarios with lease reads should use `bounded`.
+    #[default]
+    Unbounded,
+    /// Drift only, kept within what the configured lease drift bound tolerates (any two
+    /// members' tick rates differ by less than `election_ticks_min / (election_ticks_min -
+    /// drift_ticks_max)`); no jumps. Lease reads must stay linearizable.
+    Bounded,
+    /// Drift of two to four times the tolerated bound, plus jumps: lease reads are expected
+    /// to go stale and the checker must say so.
+    BeyondBound,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -63,9 +89,21 @@ pub struct Scenario {
     pub keys: u64,
     #[serde(default)]
     pub lease_reads: bool,
+    /// How far the clock fault may push members' clocks (see `ClockMode`).
+    #[serde(default)]
+    pub clock_mode: ClockMode,
+    /// The scenario breaks a documented assumption on purpose (e.g. `clock_mode =
+    /// "beyond-bound"` with lease reads): its runs are expected to be caught — by the
+    /// checker or the invariants — and the test suite requires that they are.
+    #[serde(default)]
+    pub expect_violation: bool,
     /// Simulated fsync latency range in microseconds (default 100..=2000).
     #[serde(default = "default_fsync")]
     pub fsync_micros: (u64, u64),
+    /// The longest message delay the delay fault may choose (default 200 ms); longer delays
+    /// deliver messages terms after they were sent.
+    #[serde(default = "default_delay_ms_max")]
+    pub delay_ms_max: u32,
     /// Swarm: keep each fault kind with this probability per seed (1.0 keeps all).
     #[serde(default = "default_keep")]
     pub swarm_keep: f64,
@@ -90,6 +128,9 @@ fn default_keys() -> u64 {
 }
 fn default_fsync() -> (u64, u64) {
     (100, 2_000)
+}
+fn default_delay_ms_max() -> u32 {
+    200
 }
 fn default_keep() -> f64 {
     0.75
@@ -196,6 +237,8 @@ impl FaultRates {
             swizzle: pick(self.swizzle),
             transfer: pick(self.transfer),
             membership: pick(self.membership),
+            leader_churn: pick(self.leader_churn),
+            corruption: pick(self.corruption),
         }
     }
 
@@ -212,5 +255,7 @@ impl FaultRates {
             + self.swizzle
             + self.transfer
             + self.membership
+            + self.leader_churn
+            + self.corruption
     }
 }

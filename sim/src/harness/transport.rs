@@ -78,8 +78,11 @@ pub async fn start(
             };
             let dst = SocketAddr::new(member_ip(m.to), PORT);
             for _ in 0..copies {
+                // A long tail: most messages are quick, a few straggle for nearly the whole
+                // `delay` (u^4: median delay/16, one in ten beyond delay/2).
                 let extra = if delay > 0 {
-                    rng.gen_range(0..=delay)
+                    let u: f64 = rng.gen_range(0.0..1.0);
+                    (f64::from(delay) * u.powi(4)) as u32
                 } else {
                     0
                 };
