@@ -1,16 +1,22 @@
-//! Workload clients: concurrent put / get / delete against random members, each call bounded
+//! Workload clients: concurrent put / get / delete / compare-and-set (a txn comparing the
+//! value, or `create_revision == 0` for "absent", then putting) against random members, each
+//! call bounded
 //! by a timeout, recorded in the history the linearizability checker judges. A write whose
 //! outcome the client cannot know (timeout, member crashed mid-request) is recorded as such;
 //! one refused before it was ever proposed is recorded as failed (no effect). Reads are
 //! linearizable (ReadIndex at the leader, or forwarded by a follower and served once applied).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use madsim::rand::Rng;
-use sextant_core::kv::{Command, CommandResult, DeleteRangeRequest, PutRequest, RangeRequest};
+use sextant_core::kv::{
+    Command, CommandResult, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest,
+};
 use sextant_core::NodeId;
 use sextant_net::node::ClientError;
 
@@ -51,6 +57,8 @@ pub async fn client(
     start: tokio::time::Instant,
 ) {
     let mut seq = 0u64;
+    // The last value this client saw per key: what its compare-and-sets expect.
+    let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     while !stop.load(Ordering::SeqCst) {
         let (target, key, pick) = {
             let mut rng = madsim::rand::thread_rng();
@@ -60,7 +68,7 @@ pub async fn client(
             (
                 c.handle(target),
                 format!("k{}", rng.gen_range(0..spec.keys)),
-                rng.gen_range(0..10u32),
+                rng.gen_range(0..12u32),
             )
         };
         let Some(node) = target else {
@@ -68,10 +76,16 @@ pub async fn client(
             continue;
         };
         seq += 1;
+        let value = format!("c{client_id}-{seq}");
         let input = match pick {
-            0..=3 => KvInput::put(key.clone(), format!("c{client_id}-{seq}")),
+            0..=3 => KvInput::put(key.clone(), value),
             4..=8 => KvInput::get(key.clone()),
-            _ => KvInput::delete(key.clone()),
+            9 => KvInput::delete(key.clone()),
+            _ => KvInput::Cas {
+                key: key.clone(),
+                expected: seen.get(&key).cloned().flatten(),
+                new: value,
+            },
         };
         let op = history
             .lock()
@@ -124,8 +138,47 @@ pub async fn client(
                         })
                     })
             }
-            KvInput::Cas { .. } => unreachable!("not generated"),
+            KvInput::Cas { key, expected, new } => {
+                let k = Bytes::from(key.clone());
+                let target = match expected {
+                    Some(v) => CompareTarget::Value(Bytes::from(v.clone())),
+                    None => CompareTarget::Create(0),
+                };
+                let cmd = Command::Txn(TxnRequest {
+                    compare: vec![Compare {
+                        key: k.clone(),
+                        range_end: Bytes::new(),
+                        target,
+                        result: CompareResult::Equal,
+                    }],
+                    success: vec![RequestOp::Put(PutRequest {
+                        key: k,
+                        value: Bytes::from(new.clone()),
+                        ..Default::default()
+                    })],
+                    failure: vec![],
+                });
+                tokio::time::timeout(spec.call_timeout, node.write(cmd))
+                    .await
+                    .map(|r| {
+                        r.map(|out| match out.result {
+                            CommandResult::Txn(t) => KvOutput::Cas {
+                                swapped: t.succeeded,
+                            },
+                            other => panic!("a txn answered {other:?}"),
+                        })
+                    })
+            }
         };
+        match (&input, &outcome) {
+            (KvInput::Get { key }, Ok(Ok(KvOutput::Get(v)))) => {
+                seen.insert(key.clone(), v.clone());
+            }
+            (KvInput::Cas { key, new, .. }, Ok(Ok(KvOutput::Cas { swapped: true }))) => {
+                seen.insert(key.clone(), Some(new.clone()));
+            }
+            _ => {}
+        }
         let t = now_micros(start);
         let is_read = matches!(input, KvInput::Get { .. });
         {
