@@ -47,6 +47,9 @@ pub struct Invariants {
     /// Members that found their disk corrupt at boot and refused to start (expected only when
     /// the nemesis corrupts disks).
     pub corruptions_detected: Vec<String>,
+    /// Per member, as last observed: its term, its log's first index and the term of every
+    /// entry from there on.
+    logs: BTreeMap<NodeId, (Term, Index, Vec<Term>)>,
     /// When (µs into the run) each term's leader took office.
     elected_at: BTreeMap<Term, u64>,
     /// When the run started (elections are timed from here).
@@ -82,6 +85,49 @@ impl Invariants {
 
     fn now_micros(&self) -> u64 {
         self.epoch.map_or(0, |e| e.elapsed().as_micros() as u64)
+    }
+
+    fn record_log(&mut self, id: NodeId, raft: &Raft) {
+        let first = raft.first_index();
+        let terms: Vec<Term> = (first..=raft.last_index())
+            .map(|i| raft.entry(i).map_or(0, |e| e.term))
+            .collect();
+        self.logs.insert(id, (raft.term(), first, terms));
+    }
+
+    /// A leader's match index for a follower is a prefix the follower really holds (§5.3):
+    /// a follower acknowledges entries of the leader's term only after storing them, and in
+    /// that term nobody else can change them. So whenever the follower is (still) in the
+    /// leader's term, its log must hold the leader's entry at the match index. An answer
+    /// from an earlier term counted as current breaks exactly this.
+    fn check_match_indexes(&mut self, id: NodeId, raft: &Raft) {
+        let term = raft.term();
+        let mut broken = Vec::new();
+        for (&peer, (peer_term, peer_first, peer_terms)) in &self.logs {
+            if peer == id || *peer_term != term {
+                continue;
+            }
+            let Some(p) = raft.progress(peer) else {
+                continue;
+            };
+            let m = p.match_index;
+            if m == 0 || m < *peer_first || m < raft.first_index() {
+                continue;
+            }
+            let Some(mine) = raft.entry(m).map(|e| e.term) else {
+                continue;
+            };
+            let theirs = peer_terms.get((m - peer_first) as usize).copied();
+            if theirs != Some(mine) {
+                broken.push(format!(
+                    "leader {id} of term {term} counts member {peer} as holding {m}@{mine}, but its log has {}",
+                    theirs.map_or("nothing there".to_string(), |t| format!("{m}@{t}"))
+                ));
+            }
+        }
+        for b in broken {
+            self.violation(b);
+        }
     }
 
     /// Leader Completeness (§5.4, Figure 3): a new leader's log holds every entry committed
@@ -129,6 +175,10 @@ impl Invariants {
                     self.check_leader_completeness(id, raft);
                 }
             }
+        }
+        self.record_log(id, raft);
+        if raft.is_leader() {
+            self.check_match_indexes(id, raft);
         }
         if applied > raft.commit_index() {
             self.violation(format!(
