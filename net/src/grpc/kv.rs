@@ -1,32 +1,63 @@
-//! The `etcdserverpb.KV` service.
+//! The `etcdserverpb.KV` service, as etcd 3.5's `v3rpc/key.go` and `v3_server.go`:
+//! - every request is checked before it reaches the node: `checkRangeRequest`,
+//!   `checkPutRequest`, `checkDeleteRequest`, `checkTxnRequest` (with `--max-txn-ops`) and
+//!   `checkIntervals`, then — for what is proposed — the request size limit
+//!   ([`KvLimits::admit`]);
+//! - a txn that only reads (no put or delete at any depth) is served like a range, without the
+//!   log: linearizable through ReadIndex, or at once when every op of the txn is a serializable
+//!   range (etcd's `isTxnSerializable`). etcd sends a read-only txn with a nested txn through
+//!   the log; here it is served as a read too, with the same answer;
+//! - everything else is replicated with [`NodeHandle::write`].
 
-use bytes::Bytes;
-use sextant_core::kv::{Command, CommandResult, DeleteRangeRequest, PutRequest};
+use sextant_core::kv::{Command, CommandResult, KvError, KvLimits};
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::pb::etcdserverpb as pb;
 use super::pb::etcdserverpb::kv_server::Kv;
 use super::status::to_status;
-use crate::node::NodeHandle;
+use crate::node::{ClientError, NodeHandle};
+
+/// What etcd's gRPC server accepts beyond `--max-request-bytes` (`grpcOverheadBytes`), so that
+/// a request somewhat over the limit is answered "request is too large" by the server rather
+/// than refused by the gRPC decoder.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 pub struct KvService {
     node: NodeHandle,
+    limits: KvLimits,
 }
 
 impl KvService {
-    pub fn new(node: NodeHandle) -> KvService {
-        KvService { node }
+    pub fn new(node: NodeHandle, limits: KvLimits) -> KvService {
+        KvService { node, limits }
     }
 
-    pub fn server(
-        node: NodeHandle,
-        max_request_bytes: usize,
-    ) -> pb::kv_server::KvServer<KvService> {
-        pb::kv_server::KvServer::new(KvService::new(node))
-            .max_decoding_message_size(max_request_bytes)
+    pub fn server(node: NodeHandle, limits: KvLimits) -> pb::kv_server::KvServer<KvService> {
+        let decode_max = limits.request_bytes_max.saturating_add(GRPC_OVERHEAD_BYTES);
+        pb::kv_server::KvServer::new(KvService::new(node, limits))
+            .max_decoding_message_size(decode_max)
             .max_encoding_message_size(usize::MAX)
     }
+
+    /// The member's checks and size limit for a command about to be proposed.
+    fn admit(&self, mut cmd: Command) -> Result<Command, Status> {
+        self.limits.admit(&mut cmd).map_err(kv_status)?;
+        Ok(cmd)
+    }
+
+    async fn write(&self, cmd: Command) -> Result<crate::node::WriteOutcome, Status> {
+        let cmd = self.admit(cmd)?;
+        self.node.write(cmd).await.map_err(to_status)
+    }
+}
+
+fn kv_status(e: KvError) -> Status {
+    to_status(ClientError::Kv(e))
+}
+
+fn unexpected(what: &str) -> Status {
+    Status::internal(format!("sextant: {what} answered with another result"))
 }
 
 #[tonic::async_trait]
@@ -36,9 +67,14 @@ impl Kv for KvService {
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let r = req.into_inner();
+        // etcd's `checkRangeRequest`, before any ReadIndex.
+        if r.key.is_empty() {
+            return Err(kv_status(KvError::EmptyKey));
+        }
+        let serializable = r.serializable;
         let out = self
             .node
-            .range(convert::range_request(&r), r.serializable)
+            .range(convert::range_request(r), serializable)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::range_response(
@@ -47,18 +83,10 @@ impl Kv for KvService {
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        let r = req.into_inner();
-        let cmd = Command::Put(PutRequest {
-            key: Bytes::from(r.key),
-            value: Bytes::from(r.value),
-            lease: r.lease,
-            prev_kv: r.prev_kv,
-            ignore_value: r.ignore_value,
-            ignore_lease: r.ignore_lease,
-        });
-        let out = self.node.write(cmd).await.map_err(to_status)?;
+        let cmd = Command::Put(convert::put_request(req.into_inner()));
+        let out = self.write(cmd).await?;
         let CommandResult::Put { prev_kv, .. } = out.result else {
-            return Err(Status::internal("put answered with another result"));
+            return Err(unexpected("put"));
         };
         Ok(Response::new(pb::PutResponse {
             header: convert::header(out.header),
@@ -70,18 +98,13 @@ impl Kv for KvService {
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        let r = req.into_inner();
-        let cmd = Command::DeleteRange(DeleteRangeRequest {
-            key: Bytes::from(r.key),
-            range_end: Bytes::from(r.range_end),
-            prev_kv: r.prev_kv,
-        });
-        let out = self.node.write(cmd).await.map_err(to_status)?;
+        let cmd = Command::DeleteRange(convert::delete_request(req.into_inner()));
+        let out = self.write(cmd).await?;
         let CommandResult::DeleteRange {
             deleted, prev_kvs, ..
         } = out.result
         else {
-            return Err(Status::internal("delete answered with another result"));
+            return Err(unexpected("delete"));
         };
         Ok(Response::new(pb::DeleteRangeResponse {
             header: convert::header(out.header),
@@ -90,21 +113,106 @@ impl Kv for KvService {
         }))
     }
 
-    async fn txn(
-        &self,
-        _req: Request<pb::TxnRequest>,
-    ) -> Result<Response<pb::TxnResponse>, Status> {
-        Err(Status::unimplemented(
-            "sextant: transactions are not supported by this version",
-        ))
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let r = req.into_inner();
+        check_txn_request(&r, self.limits.txn_ops_max).map_err(kv_status)?;
+        let serializable = is_txn_serializable(&r);
+        let txn = convert::txn_request(r).map_err(kv_status)?;
+        let read_only = txn.is_read_only();
+        let mut cmd = Command::Txn(txn);
+        // `checkIntervals`, then (for what is proposed) the size limit. etcd measures only
+        // proposals against `--max-request-bytes`, and a read-only txn is never proposed.
+        match self.limits.admit(&mut cmd) {
+            Ok(()) => {}
+            Err(KvError::RequestTooLarge { .. }) if read_only => {}
+            Err(e) => return Err(kv_status(e)),
+        }
+        if read_only {
+            let Command::Txn(txn) = cmd else {
+                unreachable!("built above")
+            };
+            let out = self
+                .node
+                .txn_read(txn, serializable)
+                .await
+                .map_err(to_status)?;
+            return Ok(Response::new(convert::txn_response(out.header, out.txn)));
+        }
+        let out = self.node.write(cmd).await.map_err(to_status)?;
+        let CommandResult::Txn(t) = out.result else {
+            return Err(unexpected("txn"));
+        };
+        Ok(Response::new(convert::txn_response(out.header, t)))
     }
 
     async fn compact(
         &self,
-        _req: Request<pb::CompactionRequest>,
+        req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
-        Err(Status::unimplemented(
-            "sextant: compaction is not supported by this version",
-        ))
+        let r = req.into_inner();
+        let out = self
+            .write(Command::Compact {
+                revision: r.revision,
+                physical: r.physical,
+            })
+            .await?;
+        let CommandResult::Compact = out.result else {
+            return Err(unexpected("compaction"));
+        };
+        Ok(Response::new(pb::CompactionResponse {
+            header: convert::header(out.header),
+        }))
     }
+}
+
+/// etcd's `checkTxnRequest`, on the wire message and in etcd's order, so the first problem
+/// reported is etcd's: at each level the number of compares and of ops per branch (at most
+/// `ops_max`; a nested txn gets what its level left), then the compares' keys, then each op of
+/// `success` and of `failure` in turn (an op with no request is "key not found").
+pub(crate) fn check_txn_request(r: &pb::TxnRequest, ops_max: usize) -> Result<(), KvError> {
+    let ops = r.compare.len().max(r.success.len()).max(r.failure.len());
+    if ops > ops_max {
+        return Err(KvError::TooManyOps { ops, ops_max });
+    }
+    if r.compare.iter().any(|c| c.key.is_empty()) {
+        return Err(KvError::EmptyKey);
+    }
+    for op in r.success.iter().chain(&r.failure) {
+        check_request_op(op, ops_max - ops)?;
+    }
+    Ok(())
+}
+
+/// etcd's `checkRequestOp`.
+fn check_request_op(op: &pb::RequestOp, ops_max: usize) -> Result<(), KvError> {
+    use pb::request_op::Request;
+    match &op.request {
+        Some(Request::RequestRange(r)) if r.key.is_empty() => Err(KvError::EmptyKey),
+        Some(Request::RequestRange(_)) => Ok(()),
+        Some(Request::RequestPut(p)) => {
+            if p.key.is_empty() {
+                Err(KvError::EmptyKey)
+            } else if p.ignore_value && !p.value.is_empty() {
+                Err(KvError::ValueProvided)
+            } else if p.ignore_lease && p.lease != 0 {
+                Err(KvError::LeaseProvided)
+            } else {
+                Ok(())
+            }
+        }
+        Some(Request::RequestDeleteRange(d)) if d.key.is_empty() => Err(KvError::EmptyKey),
+        Some(Request::RequestDeleteRange(_)) => Ok(()),
+        Some(Request::RequestTxn(t)) => check_txn_request(t, ops_max),
+        None => Err(KvError::KeyNotFound),
+    }
+}
+
+/// etcd's `isTxnSerializable`: every op of both branches is a range asking for a serializable
+/// read. Unlike etcd, a txn with no ops at all (compares only) is not: its answer still
+/// depends on the compares, so it is read linearizably.
+fn is_txn_serializable(r: &pb::TxnRequest) -> bool {
+    use pb::request_op::Request;
+    let ops = || r.success.iter().chain(&r.failure);
+    ops().next().is_some()
+        && ops().all(|op| matches!(&op.request, Some(Request::RequestRange(r)) if r.serializable))
 }

@@ -6,7 +6,7 @@ mod kv;
 mod maintenance;
 mod status;
 
-pub use kv::KvService;
+pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
 pub use status::to_status;
 

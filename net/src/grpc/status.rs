@@ -64,3 +64,135 @@ fn kv_status(e: KvError) -> Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal with an etcd counterpart answers exactly etcd 3.5's `rpctypes` error
+    /// (`api/v3rpc/rpctypes/error.go`): the same code and description.
+    #[test]
+    fn kv_errors_answer_as_etcd_rpctypes() {
+        let etcd = [
+            (
+                KvError::EmptyKey,
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+            ),
+            (
+                KvError::KeyNotFound,
+                Code::InvalidArgument,
+                "etcdserver: key not found",
+            ),
+            (
+                KvError::ValueProvided,
+                Code::InvalidArgument,
+                "etcdserver: value is provided",
+            ),
+            (
+                KvError::LeaseProvided,
+                Code::InvalidArgument,
+                "etcdserver: lease is provided",
+            ),
+            (
+                KvError::TooManyOps {
+                    ops: 129,
+                    ops_max: 128,
+                },
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            (
+                KvError::DuplicateKey,
+                Code::InvalidArgument,
+                "etcdserver: duplicate key given in txn request",
+            ),
+            (
+                KvError::Compacted {
+                    compact_revision: 3,
+                },
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            (
+                KvError::FutureRevision,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            (
+                KvError::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                KvError::LeaseExists,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                KvError::LeaseTtlTooLarge,
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
+            ),
+            (
+                KvError::RequestTooLarge {
+                    size_bytes: 2,
+                    bytes_max: 1,
+                },
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                KvError::ValueTooLarge {
+                    size_bytes: 2,
+                    bytes_max: 1,
+                },
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+        ];
+        for (e, code, message) in etcd {
+            let s = to_status(ClientError::Kv(e.clone()));
+            assert_eq!((s.code(), s.message()), (code, message), "{e:?}");
+        }
+        let node = [
+            (
+                ClientError::NoLeader,
+                Code::Unavailable,
+                "etcdserver: no leader",
+            ),
+            (
+                ClientError::Timeout,
+                Code::Unavailable,
+                "etcdserver: request timed out",
+            ),
+            (
+                ClientError::Stopped,
+                Code::Unavailable,
+                "etcdserver: server stopped",
+            ),
+            (
+                ClientError::TooLarge {
+                    size_bytes: 2,
+                    max_bytes: 1,
+                },
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                ClientError::Busy,
+                Code::ResourceExhausted,
+                "etcdserver: too many requests",
+            ),
+            (
+                ClientError::NotLeader { leader: None },
+                Code::FailedPrecondition,
+                "etcdserver: not leader",
+            ),
+        ];
+        for (e, code, message) in node {
+            let s = to_status(e.clone());
+            assert_eq!((s.code(), s.message()), (code, message), "{e:?}");
+        }
+    }
+}
