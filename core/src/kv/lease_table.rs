@@ -63,6 +63,10 @@ impl LeaseTable {
         self.leases.contains_key(&id)
     }
 
+    pub fn len(&self) -> usize {
+        self.leases.len()
+    }
+
     pub fn next_id(&self) -> i64 {
         self.next_id
     }

@@ -9,7 +9,8 @@
 //! - **writes** ([`Command`]): put, delete-range, transactions (compares, nested txns, all at one
 //!   revision), compaction, and the replicated half of leases (grant, revoke, checkpoint);
 //! - **events** ([`Event`]): every applied command returns the events it produced, and
-//!   [`KvStore::history`] replays them from a past revision for watches;
+//!   [`KvStore::history`] replays them from a past revision for watches (the store is the
+//!   watch hub's [`crate::watch::WatchHistory`]);
 //! - **limits** ([`KvLimits`]): the member-configured bounds a proposal must pass;
 //! - **auto-compaction** ([`AutoCompactor`]): etcd's `--auto-compaction-mode` as a sans-IO policy.
 //!
@@ -39,6 +40,7 @@ mod snapshot;
 mod store;
 mod txn;
 mod validate;
+mod watch_history;
 mod write;
 
 pub(crate) use revision::Revision;

@@ -111,6 +111,11 @@ impl KvStore {
         self.leases.info(id)
     }
 
+    /// How many leases exist.
+    pub fn lease_count(&self) -> usize {
+        self.leases.len()
+    }
+
     /// Every lease, by id (etcd's `LeaseLeases`; also what a new leader's lessor starts from).
     pub fn leases(&self) -> Vec<LeaseTtl> {
         self.leases.records().collect()

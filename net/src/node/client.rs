@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use sextant_core::kv::{Command, CommandResult, KvError, RangeRequest, RangeResponse};
+use bytes::Bytes;
+use sextant_core::kv::{
+    Command, CommandResult, KvError, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
 use sextant_core::NodeId;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +30,51 @@ pub struct WriteOutcome {
 pub struct ReadOutcome {
     pub header: Header,
     pub range: RangeResponse,
+}
+
+/// A read-only txn served without the log (see [`NodeHandle::txn_read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnReadOutcome {
+    pub header: Header,
+    pub txn: TxnResponse,
+}
+
+/// A lease granted (etcd `LeaseGrantResponse`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseGranted {
+    pub header: Header,
+    /// The lease's id (allocated by the state machine when 0 was asked for).
+    pub id: i64,
+    /// The TTL granted (raised to the member's minimum).
+    pub ttl_secs: i64,
+}
+
+/// A keepalive's answer (etcd `LeaseKeepAliveResponse`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseKeptAlive {
+    pub header: Header,
+    pub id: i64,
+    /// The lease's TTL: it lives at least this long after the keepalive was sent.
+    pub ttl_secs: i64,
+}
+
+/// etcd `LeaseTimeToLiveResponse`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseTimeToLive {
+    pub header: Header,
+    pub id: i64,
+    /// Whole seconds until the leader expires the lease, rounded down.
+    pub ttl_secs: i64,
+    pub granted_ttl_secs: i64,
+    /// The keys attached, when asked for.
+    pub keys: Vec<Bytes>,
+}
+
+/// etcd `LeaseLeasesResponse`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseList {
+    pub header: Header,
+    pub ids: Vec<i64>,
 }
 
 /// Why a client request failed.
@@ -69,6 +117,13 @@ pub(crate) enum ClientRequest {
         timeout: Duration,
         reply: oneshot::Sender<Result<ReadOutcome, ClientError>>,
     },
+    /// A read-only txn, served like `Read`.
+    ReadTxn {
+        req: TxnRequest,
+        serializable: bool,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<TxnReadOutcome, ClientError>>,
+    },
     Status {
         reply: oneshot::Sender<super::NodeStatus>,
     },
@@ -80,6 +135,21 @@ pub(crate) enum ClientRequest {
         change: sextant_core::ConfChange,
         reply: oneshot::Sender<Result<sextant_core::Index, ClientError>>,
     },
+    LeaseKeepAlive {
+        id: i64,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<LeaseKeptAlive, ClientError>>,
+    },
+    LeaseTimeToLive {
+        id: i64,
+        keys: bool,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<LeaseTimeToLive, ClientError>>,
+    },
+    LeaseLeases {
+        reply: oneshot::Sender<Result<LeaseList, ClientError>>,
+    },
+    Watch(super::watch_stream::WatchRequest),
 }
 
 /// A handle to a running node loop.
@@ -140,6 +210,25 @@ impl NodeHandle {
         .await
     }
 
+    /// Serves a txn that only reads ([`TxnRequest::is_read_only`]) as [`NodeHandle::range`]
+    /// serves a range: linearizable (batched into the same ReadIndex as ranges, then served
+    /// once applied) unless `serializable`. A txn that writes is refused with
+    /// [`KvError::TxnNotReadOnly`]: send it through [`NodeHandle::write`].
+    pub async fn txn_read(
+        &self,
+        req: TxnRequest,
+        serializable: bool,
+    ) -> Result<TxnReadOutcome, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::ReadTxn {
+            req,
+            serializable,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
     /// Asks this member, which must be the leader, to hand leadership to `to`.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), ClientError> {
         self.call(|reply| ClientRequest::TransferLeader { to, reply })
@@ -154,6 +243,83 @@ impl NodeHandle {
     ) -> Result<sextant_core::Index, ClientError> {
         self.call(|reply| ClientRequest::ChangeMembership { change, reply })
             .await
+    }
+
+    /// etcd's `Compact`: drops history below `revision`, through the log. Compacted and future
+    /// revisions are refused by the state machine (`KvError::Compacted`,
+    /// `KvError::FutureRevision`).
+    pub async fn compact(&self, revision: i64, physical: bool) -> Result<Header, ClientError> {
+        let out = self.write(Command::Compact { revision, physical }).await?;
+        Ok(out.header)
+    }
+
+    /// etcd's `LeaseGrant`, through the log. `id` 0 lets the state machine pick one; the TTL is
+    /// raised to the member's minimum (`KvLimits::lease_ttl_min_secs`).
+    pub async fn lease_grant(&self, id: i64, ttl_secs: i64) -> Result<LeaseGranted, ClientError> {
+        let out = self.write(Command::LeaseGrant { id, ttl_secs }).await?;
+        match out.result {
+            CommandResult::LeaseGrant { id, ttl_secs } => Ok(LeaseGranted {
+                header: out.header,
+                id,
+                ttl_secs,
+            }),
+            other => unreachable!("a lease grant answered {other:?}"),
+        }
+    }
+
+    /// etcd's `LeaseRevoke`, through the log: the lease and every key attached to it go, at
+    /// one revision.
+    pub async fn lease_revoke(&self, id: i64) -> Result<Header, ClientError> {
+        let out = self.write(Command::LeaseRevoke { id }).await?;
+        Ok(out.header)
+    }
+
+    /// One keepalive (etcd's `LeaseKeepAlive` request). Answered by the leader only, once it
+    /// has confirmed its leadership after renewing and made the renewal durable where that
+    /// matters (see `node::leases`); any other member answers `NotLeader` (forwarding is the
+    /// gRPC layer's job). An unknown or expired lease is `Kv(LeaseNotFound)`.
+    pub async fn lease_keepalive(&self, id: i64) -> Result<LeaseKeptAlive, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::LeaseKeepAlive { id, timeout, reply })
+            .await
+    }
+
+    /// etcd's `LeaseTimeToLive`. The remaining time is known only to the leader, so other
+    /// members answer `NotLeader`; an unknown lease is `Kv(LeaseNotFound)` (etcd answers TTL
+    /// -1).
+    pub async fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<LeaseTimeToLive, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::LeaseTimeToLive {
+            id,
+            keys,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// etcd's `LeaseLeases`: the leases in this member's applied state.
+    pub async fn lease_leases(&self) -> Result<LeaseList, ClientError> {
+        self.call(|reply| ClientRequest::LeaseLeases { reply })
+            .await
+    }
+
+    /// Opens a watch stream on this member (served from its applied state; nothing goes
+    /// through the log). See [`super::WatchStream`].
+    pub async fn watch_stream(&self) -> Result<super::WatchStream, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(ClientRequest::Watch(
+                super::watch_stream::WatchRequest::Open { reply: tx },
+            ))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        let opened = rx.await.map_err(|_| ClientError::Stopped)?;
+        Ok(super::WatchStream::new(self.tx.clone(), opened))
     }
 
     pub async fn status(&self) -> Result<super::NodeStatus, ClientError> {

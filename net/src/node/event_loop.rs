@@ -4,17 +4,24 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
-use sextant_core::kv::{Command, KvStore, RangeRequest};
+use sextant_core::kv::{AutoCompactionMode, Command, KvLimits, KvStore, RangeRequest, TxnRequest};
+use sextant_core::lease::LessorConfig;
+use sextant_core::watch::WatchConfig;
 use sextant_core::{
-    EntryPayload, Index, Message, NodeId, ProposeError, Raft, ReadId, ReadIndexError, ReadState,
-    Ready, RoleKind,
+    EntryPayload, Index, Message, NodeId, ProposeError, Proposed, Raft, ReadId, ReadIndexError,
+    ReadState, Ready, RoleKind, Term,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{ClientError, ClientRequest, Header, NodeHandle, ReadOutcome, WriteOutcome};
+use super::client::{
+    ClientError, ClientRequest, Header, NodeHandle, ReadOutcome, TxnReadOutcome, WriteOutcome,
+};
 use super::clock::Clock;
 use super::command::{LogCommand, RequestId};
+use super::compaction::Compaction;
+use super::leases::Leases;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
+use super::watches::Watches;
 
 /// Sends Raft messages to peers. Must never block: a transport drops what it cannot queue
 /// (Raft tolerates loss).
@@ -36,6 +43,17 @@ pub struct NodeConfig {
     pub pending_writes_max: usize,
     /// Random per boot: makes request ids unique across restarts.
     pub request_epoch: u64,
+    /// Bounds every client write must pass before it is proposed (etcd's defaults).
+    pub limits: KvLimits,
+    /// The leader's lease expiry tracker (checkpoint interval, revoke rates).
+    pub lessor: LessorConfig,
+    /// Watch streams' queue limits, catch-up batches and progress interval.
+    pub watch: WatchConfig,
+    /// Responses buffered between the loop and one watch stream's reader; the rest wait in
+    /// the watch hub's bounded queue.
+    pub watch_channel_responses: usize,
+    /// etcd's `--auto-compaction-mode` / `--auto-compaction-retention`; off by default.
+    pub auto_compaction: Option<AutoCompactionMode>,
 }
 
 impl NodeConfig {
@@ -48,6 +66,11 @@ impl NodeConfig {
             client_queue_max: 4096,
             pending_writes_max: 64 * 1024,
             request_epoch,
+            limits: KvLimits::default(),
+            lessor: LessorConfig::default(),
+            watch: WatchConfig::default(),
+            watch_channel_responses: 64,
+            auto_compaction: None,
         }
     }
 }
@@ -77,6 +100,16 @@ pub struct NodeStatus {
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
     pub storage_failed: Option<String>,
+    /// Reads and watches below this revision are compacted away (0: never compacted).
+    pub compact_revision: i64,
+    pub leases: usize,
+    /// Watchers on this member's watch streams.
+    pub watchers: usize,
+    /// Snapshots received from the leader and installed since this member started.
+    pub snapshots_installed: u64,
+    /// The loop's monotonic clock (ticks × tick interval since it started): what lease
+    /// expiry, watch progress and auto-compaction measure time with.
+    pub clock_ms: u64,
 }
 
 struct PendingWrite {
@@ -91,24 +124,54 @@ struct ParkedWrite {
 }
 
 struct PendingRead {
-    req: RangeRequest,
-    reply: oneshot::Sender<Result<ReadOutcome, ClientError>>,
+    op: ReadOp,
     deadline_tick: u64,
+}
+
+/// What a linearizable read serves once its ReadIndex is applied.
+enum ReadOp {
+    Range {
+        req: RangeRequest,
+        reply: oneshot::Sender<Result<ReadOutcome, ClientError>>,
+    },
+    Txn {
+        req: TxnRequest,
+        reply: oneshot::Sender<Result<TxnReadOutcome, ClientError>>,
+    },
+}
+
+impl ReadOp {
+    fn fail(self, err: ClientError) {
+        match self {
+            ReadOp::Range { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ReadOp::Txn { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
 }
 
 /// The event loop of one member. Build it with `NodeLoop::new`, then `run` it.
 pub struct NodeLoop<P: PeerSender, C: Clock> {
     cfg: NodeConfig,
-    raft: Raft,
-    kv: KvStore,
+    pub(super) raft: Raft,
+    pub(super) kv: KvStore,
     /// Highest index applied to `kv`.
-    kv_applied: Index,
+    pub(super) kv_applied: Index,
+    /// The term of the entry at `kv_applied`.
+    pub(super) applied_term: Term,
     peers: P,
     clock: C,
     storage: StorageIo,
     inbound: mpsc::Receiver<Message>,
     requests: mpsc::Receiver<ClientRequest>,
-    ticks: u64,
+    pub(super) ticks: u64,
+    /// Nominal milliseconds per tick: `ticks * tick_ms` is the monotonic time fed to the
+    /// lessor, the watch hub and auto-compaction (never the wall clock: the loop also runs
+    /// under the simulator).
+    tick_ms: u64,
     timeout_ticks: u64,
     request_seq: u64,
     writes: BTreeMap<RequestId, PendingWrite>,
@@ -120,7 +183,11 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     reads_retry: Vec<PendingRead>,
     snapshot_in_progress: bool,
     last_snapshot_index: Index,
-    failed: Option<String>,
+    snapshots_installed: u64,
+    pub(super) failed: Option<String>,
+    pub(super) leases: Leases,
+    pub(super) watches: Watches,
+    pub(super) compaction: Compaction,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
     observer: Option<Observer>,
@@ -133,10 +200,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// A loop for `raft`, with `kv` holding the state machine as of `kv_applied` (the
     /// snapshot index on start). Returns the loop and a handle for clients.
     #[allow(clippy::too_many_arguments)]
+    ///
+    /// Panics if `cfg.watch` is invalid (a zero limit).
     pub fn new(
         cfg: NodeConfig,
         raft: Raft,
-        kv: KvStore,
+        mut kv: KvStore,
         kv_applied: Index,
         peers: P,
         clock: C,
@@ -146,6 +215,20 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let (tx, requests) = mpsc::channel(cfg.client_queue_max);
         let tick = clock.tick_interval().as_millis().max(1);
         let timeout_ticks = (cfg.request_timeout.as_millis() / tick).max(1) as u64;
+        if let Err(e) = cfg.watch.validate() {
+            panic!("invalid NodeConfig::watch: {e}");
+        }
+        kv.set_limits(cfg.limits.clone());
+        let applied_term = raft.term_at(kv_applied).unwrap_or(0);
+        // etcd extends leases by the election timeout on promotion.
+        let election = clock.tick_interval() * raft.config().election_ticks_min;
+        let leases = Leases::new(cfg.lessor.clone(), election);
+        let watches = Watches::new(
+            cfg.watch.clone(),
+            cfg.watch_channel_responses,
+            kv.revision(),
+        );
+        let compaction = Compaction::new(cfg.auto_compaction, 0);
         let handle = NodeHandle {
             tx,
             member_id: raft.id(),
@@ -158,12 +241,14 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             raft,
             kv,
             kv_applied,
+            applied_term,
             peers,
             clock,
             storage,
             inbound,
             requests,
             ticks: 0,
+            tick_ms: tick as u64,
             timeout_ticks,
             request_seq: 0,
             writes: BTreeMap::new(),
@@ -174,7 +259,11 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             reads_retry: Vec::new(),
             snapshot_in_progress: false,
             last_snapshot_index,
+            snapshots_installed: 0,
             failed: None,
+            leases,
+            watches,
+            compaction,
             logged_role: (RoleKind::Follower, 0, None),
             observer: None,
         };
@@ -217,13 +306,24 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                     }
                 }
                 _ = self.clock.tick() => self.on_tick(),
+                // Lowest priority: more watch catch-up or delivery is ready.
+                _ = std::future::ready(()), if self.watches.busy() => {}
             }
             self.drive();
         }
         tracing::info!(id = self.raft.id(), "node loop stopped");
     }
 
-    fn header(&self, revision: i64) -> Header {
+    /// Monotonic milliseconds since the loop started, in whole ticks.
+    pub(super) fn now_ms(&self) -> u64 {
+        self.ticks * self.tick_ms
+    }
+
+    pub(super) fn tick_ms(&self) -> u64 {
+        self.tick_ms
+    }
+
+    pub(super) fn header(&self, revision: i64) -> Header {
         Header {
             cluster_id: self.cfg.cluster_id,
             member_id: self.raft.id(),
@@ -250,6 +350,11 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             voters: self.raft.conf_state().voters.iter().copied().collect(),
             learners: self.raft.conf_state().learners.iter().copied().collect(),
             storage_failed: self.failed.clone(),
+            compact_revision: self.kv.compact_revision(),
+            leases: self.kv.lease_count(),
+            watchers: self.watches.watcher_count(),
+            snapshots_installed: self.snapshots_installed,
+            clock_ms: self.now_ms(),
         }
     }
 
@@ -276,6 +381,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let retry = std::mem::take(&mut self.reads_retry);
         self.reads_new.extend(retry);
         self.expire_requests();
+        self.lease_tick();
+        self.compaction_tick();
+        self.watches.tick(self.now_ms());
     }
 
     fn expire_requests(&mut self) {
@@ -301,7 +409,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             } else {
                 ClientError::Timeout
             };
-            let _ = r.reply.send(Err(err));
+            r.op.fail(err);
         }
         for batch in self
             .reads_confirming
@@ -313,7 +421,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 .partition(|r| r.deadline_tick <= now);
             *batch = keep;
             for r in expired {
-                let _ = r.reply.send(Err(ClientError::Timeout));
+                r.op.fail(ClientError::Timeout);
             }
         }
         self.reads_confirming.retain(|_, b| !b.is_empty());
@@ -323,7 +431,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     fn on_request(&mut self, req: ClientRequest) {
         match req {
             ClientRequest::Write {
-                cmd,
+                mut cmd,
                 timeout,
                 reply,
             } => {
@@ -331,16 +439,15 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                     let _ = reply.send(Err(ClientError::StorageFailed(f.clone())));
                     return;
                 }
+                if let Err(e) = self.cfg.limits.admit(&mut cmd) {
+                    let _ = reply.send(Err(ClientError::Kv(e)));
+                    return;
+                }
                 if self.writes.len() + self.parked_writes.len() >= self.cfg.pending_writes_max {
                     let _ = reply.send(Err(ClientError::Busy));
                     return;
                 }
-                self.request_seq += 1;
-                let id = RequestId {
-                    node: self.raft.id(),
-                    epoch: self.cfg.request_epoch,
-                    seq: self.request_seq,
-                };
+                let id = self.next_request_id();
                 let deadline_tick = self.ticks + self.ticks_for(timeout);
                 self.propose(
                     id,
@@ -356,18 +463,26 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 serializable,
                 timeout,
                 reply,
-            } => {
-                if serializable {
-                    let out = self.serve(&req);
-                    let _ = reply.send(out);
-                    return;
-                }
-                let deadline_tick = self.ticks + self.ticks_for(timeout);
-                self.reads_new.push(PendingRead {
-                    req,
-                    reply,
-                    deadline_tick,
-                });
+            } => self.on_read(ReadOp::Range { req, reply }, serializable, timeout),
+            ClientRequest::ReadTxn {
+                req,
+                serializable,
+                timeout,
+                reply,
+            } => self.on_read(ReadOp::Txn { req, reply }, serializable, timeout),
+            ClientRequest::LeaseKeepAlive { id, timeout, reply } => {
+                self.on_lease_keepalive(id, timeout, reply)
+            }
+            ClientRequest::LeaseTimeToLive {
+                id,
+                keys,
+                timeout,
+                reply,
+            } => self.on_lease_time_to_live(id, keys, timeout, reply),
+            ClientRequest::LeaseLeases { reply } => self.on_lease_leases(reply),
+            ClientRequest::Watch(req) => {
+                let now = self.now_ms();
+                self.watches.on_request(req, now);
             }
             ClientRequest::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -407,9 +522,51 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         }
     }
 
-    fn ticks_for(&self, timeout: Duration) -> u64 {
-        let tick = self.clock.tick_interval().as_millis().max(1);
-        ((timeout.as_millis() / tick) as u64).clamp(1, self.timeout_ticks.max(1) * 100)
+    /// Serves a serializable read at once; queues a linearizable one for the next ReadIndex.
+    fn on_read(&mut self, op: ReadOp, serializable: bool, timeout: Duration) {
+        if serializable {
+            self.serve_read(op);
+            return;
+        }
+        let deadline_tick = self.ticks + self.ticks_for(timeout);
+        self.reads_new.push(PendingRead { op, deadline_tick });
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        self.request_seq += 1;
+        RequestId {
+            node: self.raft.id(),
+            epoch: self.cfg.request_epoch,
+            seq: self.request_seq,
+        }
+    }
+
+    /// Proposes a command of the node's own (lease expiry, checkpoints, auto-compaction) as
+    /// the leader only: never forwarded, parked or retried, so it can never be appended by a
+    /// later leader that did not decide it. Nobody waits for its answer. Returns whether it
+    /// was appended.
+    pub(super) fn propose_internal(&mut self, cmd: Command) -> bool {
+        if self.raft.role() != RoleKind::Leader || self.failed.is_some() {
+            return false;
+        }
+        let id = self.next_request_id();
+        let data = LogCommand { id, cmd }.encode();
+        match self.raft.propose(data) {
+            Ok(Proposed::Appended { .. }) => true,
+            Ok(Proposed::Forwarded { .. }) => {
+                tracing::error!("an internal proposal was forwarded by a leader");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "internal proposal dropped");
+                false
+            }
+        }
+    }
+
+    pub(super) fn ticks_for(&self, timeout: Duration) -> u64 {
+        let tick = self.tick_ms.max(1);
+        (timeout.as_millis() as u64 / tick).clamp(1, self.timeout_ticks.max(1) * 100)
     }
 
     fn propose(&mut self, id: RequestId, cmd: Command, waiter: PendingWrite) {
@@ -456,6 +613,21 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         })
     }
 
+    fn serve_read(&self, op: ReadOp) {
+        match op {
+            ReadOp::Range { req, reply } => {
+                let _ = reply.send(self.serve(&req));
+            }
+            ReadOp::Txn { req, reply } => {
+                let out = self.kv.txn_read(&req).map(|txn| TxnReadOutcome {
+                    header: self.header(txn.revision),
+                    txn,
+                });
+                let _ = reply.send(out.map_err(ClientError::from));
+            }
+        }
+    }
+
     /// Starts one ReadIndex for every linearizable read that arrived since the last one.
     fn flush_reads(&mut self) {
         if self.reads_new.is_empty() {
@@ -472,7 +644,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             }
             Err(ReadIndexError::TooManyPending) => {
                 for r in std::mem::take(&mut self.reads_new) {
-                    let _ = r.reply.send(Err(ClientError::Busy));
+                    r.op.fail(ClientError::Busy);
                 }
             }
         }
@@ -480,6 +652,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
 
     fn on_read_state(&mut self, rs: ReadState) {
         let Some(batch) = self.reads_confirming.remove(&rs.id) else {
+            self.on_lease_read_state(rs);
             return;
         };
         match rs.result {
@@ -495,8 +668,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 break;
             }
             for r in entry.remove() {
-                let out = self.serve(&r.req);
-                let _ = r.reply.send(out);
+                self.serve_read(r.op);
             }
         }
     }
@@ -538,17 +710,25 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// Carries out every pending `Ready`.
     fn drive(&mut self) {
         if self.failed.is_some() {
+            // Watches are still served from the applied state.
+            self.watches.pump(&self.kv);
             return;
         }
         self.flush_reads();
+        self.flush_lease_reads();
         while self.raft.has_ready() {
             let rd = self.raft.ready();
             self.handle_ready(rd);
             if self.failed.is_some() {
                 return;
             }
+            self.lease_leadership();
+            self.serve_lease_queries();
+            self.flush_lease_reads();
         }
         self.serve_applied_reads();
+        self.serve_lease_queries();
+        self.watches.pump(&self.kv);
         self.maybe_snapshot();
         self.log_role_change();
         if let Some(observe) = &mut self.observer {
@@ -597,8 +777,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                         "installed a snapshot from the leader"
                     );
                     self.kv = kv;
+                    self.kv.set_limits(self.cfg.limits.clone());
                     self.kv_applied = snap.meta.index;
+                    self.applied_term = snap.meta.term;
                     self.last_snapshot_index = snap.meta.index;
+                    self.snapshots_installed += 1;
+                    self.watches.restored(self.kv.revision());
                 }
                 Err(e) => {
                     self.fail(format!("snapshot from the leader cannot be restored: {e}"));
@@ -608,6 +792,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         }
         for e in rd.committed {
             self.kv_applied = e.index;
+            self.applied_term = e.term;
             if let EntryPayload::Normal(data) = &e.payload {
                 self.apply(e.index, data);
             }
@@ -626,6 +811,11 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         };
         let result = self.kv.apply(&lc.cmd);
+        if let Ok(applied) = &result {
+            self.watches.applied(applied.revision, &applied.events);
+        }
+        self.lease_applied(&lc.cmd, &result);
+        self.compaction_applied(&lc.cmd, &result);
         let Some(w) = self.writes.remove(&lc.id) else {
             return;
         };

@@ -8,6 +8,14 @@
 //! share one fsync (group commit) and the leader's disk write runs in parallel with
 //! replication (Raft thesis §10.2.1).
 //!
+//! Around the state machine it runs etcd's coordination services, each in its own file with
+//! small hooks in the loop: leases (`leases`: the leader's lessor proposing revokes and
+//! checkpoints; keepalives answered only when the TTL is sure to hold as a lower bound),
+//! watches (`watches`: the watch hub, fed every applied revision and snapshot install, with
+//! bounded per-stream delivery; client side in `watch_stream`) and auto-compaction
+//! (`compaction`). Every client write passes the member's `KvLimits` before it is proposed.
+//! Time for all of them is `ticks * tick interval`, never the wall clock.
+//!
 //! It is generic over how messages reach peers (`PeerSender`), how the disk is driven
 //! (`StorageIo` channels, see `storage_io`) and time (`Clock`), and uses only `tokio` names, so
 //! the simulator runs this same loop under madsim with simulated adapters.
@@ -15,13 +23,21 @@
 mod client;
 mod clock;
 mod command;
+mod compaction;
 mod event_loop;
+mod leases;
 mod storage_io;
+mod watch_stream;
+mod watches;
 
-pub use client::{ClientError, Header, NodeHandle, ReadOutcome, WriteOutcome};
+pub use client::{
+    ClientError, Header, LeaseGranted, LeaseKeptAlive, LeaseList, LeaseTimeToLive, NodeHandle,
+    ReadOutcome, TxnReadOutcome, WriteOutcome,
+};
 pub use clock::{Clock, IntervalClock};
 pub use command::{LogCommand, RequestId};
 pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
 #[cfg(not(madsim))]
 pub use storage_io::spawn_storage_thread;
 pub use storage_io::{run_batch, DurableLog, StorageDone, StorageIo, StorageOp};
+pub use watch_stream::{WatchReceiver, WatchSender, WatchStream};

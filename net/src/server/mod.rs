@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sextant_core::kv::KvStore;
+use sextant_core::kv::{KvLimits, KvStore};
 use sextant_core::{Config as RaftConfig, Message, NodeId, Raft, ReadMode, RestoreState};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -204,6 +204,7 @@ impl Server {
         node_cfg.request_timeout = cfg.request_timeout;
         node_cfg.snapshot_every_entries = cfg.snapshot_count.max(1);
         node_cfg.catch_up_entries = (cfg.snapshot_count / 2).min(5_000);
+        node_cfg.limits = kv_limits(&cfg);
         let clock = IntervalClock::new(cfg.heartbeat_interval);
         let (node_loop, handle) = NodeLoop::new(
             node_cfg,
@@ -235,7 +236,7 @@ impl Server {
                 })?;
             client_addrs.push(local);
             let incoming = accept_stream(listener);
-            let svc = KvService::server(handle.clone(), cfg.max_request_bytes + 512 * 1024);
+            let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
             let stop_rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
@@ -299,6 +300,16 @@ fn accept_stream(
         });
         Some((r, l))
     })
+}
+
+/// What the gRPC layer admits: etcd's `--max-request-bytes` bounds every proposal (and so every
+/// value); the other limits are etcd's defaults.
+fn kv_limits(cfg: &ServerConfig) -> KvLimits {
+    KvLimits {
+        request_bytes_max: cfg.max_request_bytes,
+        value_bytes_max: cfg.max_request_bytes,
+        ..KvLimits::default()
+    }
 }
 
 fn is_empty(s: &RestoreState) -> bool {

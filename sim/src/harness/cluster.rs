@@ -36,6 +36,9 @@ pub struct ClusterSpec {
     /// The longest message delay the nemesis's delay fault may choose.
     pub delay_ms_max: u32,
     pub clock_mode: ClockMode,
+    /// Adjusts every member's node configuration after the harness has set its own fields
+    /// (lessor intervals, auto-compaction, watch limits, …).
+    pub tune_node: fn(&mut NodeConfig),
 }
 
 impl ClusterSpec {
@@ -62,6 +65,7 @@ impl Default for ClusterSpec {
             request_timeout: Duration::from_millis(1_000),
             delay_ms_max: 200,
             clock_mode: ClockMode::Unbounded,
+            tune_node: |_| {},
         }
     }
 }
@@ -428,6 +432,7 @@ async fn boot(
     node_cfg.request_timeout = spec.request_timeout;
     node_cfg.snapshot_every_entries = spec.snapshot_every;
     node_cfg.catch_up_entries = spec.snapshot_every / 2;
+    (spec.tune_node)(&mut node_cfg);
     let clock = SkewedClock::new(spec.tick, clock);
     let (mut node, handle) = NodeLoop::new(
         node_cfg, raft, kv, applied, sender, clock, storage, inbound_rx,
