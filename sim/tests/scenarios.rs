@@ -77,7 +77,7 @@ fn a_seed_replays_bit_for_bit() {
 }
 
 /// Seeds a deliberately broken scenario gets before the test gives up on the checker.
-const VIOLATION_SEEDS_MAX: u64 = 60;
+const VIOLATION_SEEDS_MAX: u64 = 100;
 
 #[test]
 fn deliberately_broken_scenarios_are_caught_by_the_checker() {

@@ -31,11 +31,19 @@ impl ClockControl {
 pub struct SkewedClock {
     base: Duration,
     ctl: Arc<ClockControl>,
+    /// When the next tick is due. Kept across calls, like a tokio interval, so that a loop
+    /// which drops an unfinished `tick()` (every `select!` pass that handles something else)
+    /// does not restart the period: a busy member's clock must not run slow.
+    next: Option<tokio::time::Instant>,
 }
 
 impl SkewedClock {
     pub fn new(base: Duration, ctl: Arc<ClockControl>) -> SkewedClock {
-        SkewedClock { base, ctl }
+        SkewedClock {
+            base,
+            ctl,
+            next: None,
+        }
     }
 
     fn period(&self) -> Duration {
@@ -54,7 +62,16 @@ impl Clock for SkewedClock {
                 tokio::task::yield_now().await;
                 return;
             }
-            tokio::time::sleep(self.period()).await;
+            let period = self.period();
+            let due = *self
+                .next
+                .get_or_insert_with(|| tokio::time::Instant::now() + period);
+            tokio::time::sleep_until(due).await;
+            // Not cancellable from here on: the next period starts where this one ended, or
+            // now if the member stalled past it (one tick, not a burst: like the production
+            // clock's `MissedTickBehavior::Delay`).
+            let now = tokio::time::Instant::now();
+            self.next = Some(due.max(now) + self.period());
             if jump < 0 {
                 self.ctl.jump_ticks.fetch_add(1, Ordering::SeqCst);
                 continue;
