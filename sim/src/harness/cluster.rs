@@ -237,7 +237,7 @@ impl SimCluster {
 
     /// Silent disk corruption: crashes `id`, flips a bit in one of its durable records and
     /// restarts it, which must detect the damage by checksum and refuse to start. At most a
-    /// minority minus one member is ever corrupted, so the cluster keeps a quorum to spare.
+    /// minority ((n - 1) / 2 members) is ever corrupted, so the rest still form a quorum.
     /// Returns whether it did anything.
     pub fn corrupt_disk(&mut self, id: NodeId) -> bool {
         let budget = (self.members.len() - 1) / 2;

@@ -47,7 +47,7 @@ pub struct FaultRates {
     #[serde(default)]
     pub leader_churn: f64,
     /// Silent disk corruption: flip a bit in a durable record of a member (at most a minority
-    /// minus one of them), which must refuse to start when it next boots.
+    /// of them), which must refuse to start when it next boots.
     #[serde(default)]
     pub corruption: f64,
 }
