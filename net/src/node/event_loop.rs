@@ -306,8 +306,10 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                     }
                 }
                 _ = self.clock.tick() => self.on_tick(),
-                // Lowest priority: more watch catch-up or delivery is ready.
-                _ = std::future::ready(()), if self.watches.busy() => {}
+                // Lowest priority: more watch catch-up or delivery is ready. Yield once
+                // first, so the tasks reading watch streams (and everything else on this
+                // runtime thread) run between batches.
+                _ = tokio::task::yield_now(), if self.watches.busy() => {}
             }
             self.drive();
         }
