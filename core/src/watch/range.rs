@@ -54,13 +54,7 @@ impl KeyRange {
     }
 
     pub fn contains(&self, k: &[u8]) -> bool {
-        if self.range_end.is_empty() {
-            return k == self.key;
-        }
-        if self.range_end[..] == [0] {
-            return k >= &self.key[..];
-        }
-        k >= &self.key[..] && k < &self.range_end[..]
+        crate::kv::in_range(k, &self.key, &self.range_end)
     }
 }
 
