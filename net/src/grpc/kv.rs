@@ -1,8 +1,9 @@
 //! The `etcdserverpb.KV` service, as etcd 3.5's `v3rpc/key.go` and `v3_server.go`:
-//! - every request is checked before it reaches the node: `checkRangeRequest`,
-//!   `checkPutRequest`, `checkDeleteRequest`, `checkTxnRequest` (with `--max-txn-ops`) and
-//!   `checkIntervals`, then — for what is proposed — the request size limit
-//!   ([`KvLimits::admit`]);
+//! - every request is checked as etcd checks it: `checkRangeRequest` and `checkTxnRequest`
+//!   (with `--max-txn-ops`) here, before any read or proposal; `checkPutRequest`,
+//!   `checkDeleteRequest`, `checkIntervals` and the request size limit ([`KvLimits::admit`])
+//!   by the node for every write it is asked to propose, and here for read-only txns, which
+//!   the node serves without proposing;
 //! - a txn that only reads (no put or delete at any depth) is served like a range, without the
 //!   log: linearizable through ReadIndex, or at once when every op of the txn is a serializable
 //!   range (etcd's `isTxnSerializable`). etcd sends a read-only txn with a nested txn through
@@ -40,14 +41,9 @@ impl KvService {
             .max_encoding_message_size(usize::MAX)
     }
 
-    /// The member's checks and size limit for a command about to be proposed.
-    fn admit(&self, mut cmd: Command) -> Result<Command, Status> {
-        self.limits.admit(&mut cmd).map_err(kv_status)?;
-        Ok(cmd)
-    }
-
+    /// Proposes `cmd`; the node admits it first (checks and size limit, with the same
+    /// limits: the server configures both from one place).
     async fn write(&self, cmd: Command) -> Result<crate::node::WriteOutcome, Status> {
-        let cmd = self.admit(cmd)?;
         self.node.write(cmd).await.map_err(to_status)
     }
 }
@@ -118,31 +114,31 @@ impl Kv for KvService {
         check_txn_request(&r, self.limits.txn_ops_max).map_err(kv_status)?;
         let serializable = is_txn_serializable(&r);
         let txn = convert::txn_request(r).map_err(kv_status)?;
-        let read_only = txn.is_read_only();
+        if !txn.is_read_only() {
+            // Proposed: the node admits it.
+            let out = self.write(Command::Txn(txn)).await?;
+            let CommandResult::Txn(t) = out.result else {
+                return Err(unexpected("txn"));
+            };
+            return Ok(Response::new(convert::txn_response(out.header, t)));
+        }
+        // Read-only: never proposed, so the node does not admit it. `checkIntervals` still
+        // applies; the size limit does not (etcd measures only proposals against
+        // `--max-request-bytes`).
         let mut cmd = Command::Txn(txn);
-        // `checkIntervals`, then (for what is proposed) the size limit. etcd measures only
-        // proposals against `--max-request-bytes`, and a read-only txn is never proposed.
         match self.limits.admit(&mut cmd) {
-            Ok(()) => {}
-            Err(KvError::RequestTooLarge { .. }) if read_only => {}
+            Ok(()) | Err(KvError::RequestTooLarge { .. }) => {}
             Err(e) => return Err(kv_status(e)),
         }
-        if read_only {
-            let Command::Txn(txn) = cmd else {
-                unreachable!("built above")
-            };
-            let out = self
-                .node
-                .txn_read(txn, serializable)
-                .await
-                .map_err(to_status)?;
-            return Ok(Response::new(convert::txn_response(out.header, out.txn)));
-        }
-        let out = self.node.write(cmd).await.map_err(to_status)?;
-        let CommandResult::Txn(t) = out.result else {
-            return Err(unexpected("txn"));
+        let Command::Txn(txn) = cmd else {
+            unreachable!("built above")
         };
-        Ok(Response::new(convert::txn_response(out.header, t)))
+        let out = self
+            .node
+            .txn_read(txn, serializable)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::txn_response(out.header, out.txn)))
     }
 
     async fn compact(
