@@ -204,29 +204,27 @@ impl SimCluster {
     }
 
     pub fn pause(&mut self, id: NodeId) {
-        if let Some(m) = self.members.get_mut(&id) {
-            if m.up && !m.paused {
-                Handle::current().pause(m.node.id());
-                m.paused = true;
-                self.timeline
-                    .lock()
-                    .expect("timeline")
-                    .mark(id, MarkKind::Paused);
-            }
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        if !m.up || m.paused {
+            return;
         }
+        Handle::current().pause(m.node.id());
+        m.paused = true;
+        self.mark(id, MarkKind::Paused);
     }
 
     pub fn resume(&mut self, id: NodeId) {
-        if let Some(m) = self.members.get_mut(&id) {
-            if m.paused {
-                Handle::current().resume(m.node.id());
-                m.paused = false;
-                self.timeline
-                    .lock()
-                    .expect("timeline")
-                    .mark(id, MarkKind::Resumed);
-            }
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        if !m.paused {
+            return;
         }
+        Handle::current().resume(m.node.id());
+        m.paused = false;
+        self.mark(id, MarkKind::Resumed);
     }
 
     /// Cuts the directed link `from -> to`.

@@ -257,9 +257,14 @@ pub async fn run(
                 _ => unreachable!("targeted kinds are handled above"),
             }
         };
-        let t = start.elapsed().as_micros() as u64;
-        log.lock().expect("log").events.push((t, what));
+        note(&log, start, what);
     }
+}
+
+/// Records `what` in the fault log at the current simulated time.
+fn note(log: &Mutex<FaultLog>, start: tokio::time::Instant, what: String) {
+    let t = start.elapsed().as_micros() as u64;
+    log.lock().expect("log").events.push((t, what));
 }
 
 /// Exponentially distributed wait for a Poisson process of `rate` events per second.
@@ -284,10 +289,6 @@ async fn leader_churn(
         let inv = c.lock().expect("cluster").invariants.clone();
         let n = inv.lock().expect("inv").newest_leader();
         n
-    };
-    let note = move |log: &Arc<Mutex<FaultLog>>, what: String| {
-        let t = start.elapsed().as_micros() as u64;
-        log.lock().expect("log").events.push((t, what));
     };
     let mut struck_term = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -328,6 +329,7 @@ async fn leader_churn(
         let how = if crash { "crash" } else { "isolate" };
         note(
             &log,
+            start,
             format!("leader churn: {how} leader {victim} of term {term}"),
         );
         let back = Duration::from_millis(madsim::rand::thread_rng().gen_range(100..1_000));
@@ -342,7 +344,7 @@ async fn leader_churn(
             }
             drop(c);
             let how = if crash { "restart" } else { "reconnect" };
-            note(&log2, format!("leader churn: {how} {victim}"));
+            note(&log2, start, format!("leader churn: {how} {victim}"));
         });
     }
 }
