@@ -5,7 +5,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("CARGO_CFG_MADSIM").is_some() {
         return Ok(());
     }
-    let fds = protox::compile(["etcd/api/etcdserverpb/rpc.proto"], ["proto"])?;
+    let fds = protox::compile(
+        [
+            "etcd/api/etcdserverpb/rpc.proto",
+            "etcd/server/v3lockpb/v3lock.proto",
+            "etcd/server/v3electionpb/v3election.proto",
+        ],
+        ["proto"],
+    )?;
     tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())
 }

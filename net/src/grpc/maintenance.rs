@@ -25,6 +25,50 @@ impl MaintenanceService {
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
+    type SnapshotStream = futures::stream::BoxStream<'static, Result<pb::SnapshotResponse, Status>>;
+
+    async fn alarm(
+        &self,
+        _req: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        Err(Status::unimplemented("Alarm"))
+    }
+
+    async fn defragment(
+        &self,
+        _req: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        Err(Status::unimplemented("Defragment"))
+    }
+
+    async fn hash(
+        &self,
+        _req: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
+        Err(Status::unimplemented("Hash"))
+    }
+
+    async fn hash_kv(
+        &self,
+        _req: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        Err(Status::unimplemented("HashKV"))
+    }
+
+    async fn snapshot(
+        &self,
+        _req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(Status::unimplemented("Snapshot"))
+    }
+
+    async fn move_leader(
+        &self,
+        _req: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        Err(Status::unimplemented("MoveLeader"))
+    }
+
     async fn status(
         &self,
         _req: Request<pb::StatusRequest>,
