@@ -60,6 +60,8 @@ pub mod handshake;
 #[cfg(not(madsim))]
 mod backoff;
 #[cfg(not(madsim))]
+mod discover;
+#[cfg(not(madsim))]
 mod listener;
 #[cfg(not(madsim))]
 mod peer;
@@ -73,6 +75,8 @@ pub use error::{
     StartError,
 };
 pub use frame::{FrameDecoder, DEFAULT_FRAME_BYTES_MAX};
+#[cfg(not(madsim))]
+pub use discover::discover_cluster_id;
 #[cfg(not(madsim))]
 pub use stats::{PeerStats, TransportStats};
 
