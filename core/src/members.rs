@@ -136,7 +136,11 @@ impl MemberRegistry {
     }
 
     /// etcd's `MemberUpdate`: new peer URLs, which no other member may use.
-    pub fn update_peer_urls(&mut self, id: NodeId, peer_urls: &[String]) -> Result<(), MemberError> {
+    pub fn update_peer_urls(
+        &mut self,
+        id: NodeId,
+        peer_urls: &[String],
+    ) -> Result<(), MemberError> {
         if !self.members.contains_key(&id) {
             return Err(MemberError::NotFound);
         }
@@ -198,7 +202,11 @@ mod tests {
     #[test]
     fn add_publish_promote_update_remove() {
         let mut r = MemberRegistry::new();
-        r.apply_conf_change(&add(ConfChangeKind::AddVoter, 1, Some(attrs("a", "http://a:1"))));
+        r.apply_conf_change(&add(
+            ConfChangeKind::AddVoter,
+            1,
+            Some(attrs("a", "http://a:1")),
+        ));
         r.apply_conf_change(&add(
             ConfChangeKind::AddLearner,
             2,
@@ -215,7 +223,10 @@ mod tests {
             Err(MemberError::PeerUrlExists)
         );
         r.update_peer_urls(2, &["http://b:9".into()]).unwrap();
-        assert_eq!(r.member(2).unwrap().peer_urls, vec!["http://b:9".to_string()]);
+        assert_eq!(
+            r.member(2).unwrap().peer_urls,
+            vec!["http://b:9".to_string()]
+        );
         assert_eq!(r.peer_url_owner(&["http://b:9".into()], 1), Some(2));
         r.apply_conf_change(&ConfChange::single(ConfChangeKind::Remove, 2));
         assert!(r.member(2).is_none());
@@ -234,8 +245,16 @@ mod tests {
     fn registry_survives_a_snapshot_round_trip() {
         use crate::kv::{Command, KvError, KvStore};
         let mut kv = KvStore::new();
-        kv.apply_conf_change(&add(ConfChangeKind::AddVoter, 1, Some(attrs("a", "http://a:1"))));
-        kv.apply_conf_change(&add(ConfChangeKind::AddVoter, 2, Some(attrs("b", "http://b:1"))));
+        kv.apply_conf_change(&add(
+            ConfChangeKind::AddVoter,
+            1,
+            Some(attrs("a", "http://a:1")),
+        ));
+        kv.apply_conf_change(&add(
+            ConfChangeKind::AddVoter,
+            2,
+            Some(attrs("b", "http://b:1")),
+        ));
         kv.apply_conf_change(&ConfChange::single(ConfChangeKind::Remove, 2));
         let rev = kv.revision();
         kv.apply(&Command::MemberPublish {

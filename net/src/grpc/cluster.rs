@@ -175,9 +175,15 @@ impl Cluster for ClusterService {
         &self,
         req: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        let change = MemberChange::Remove { id: req.get_ref().id };
+        let change = MemberChange::Remove {
+            id: req.get_ref().id,
+        };
         let out = self
-            .change(req, change, |mut c, r| async move { c.member_remove(r).await })
+            .change(
+                req,
+                change,
+                |mut c, r| async move { c.member_remove(r).await },
+            )
             .await?;
         Ok(Response::new(match out {
             Ok(done) => pb::MemberRemoveResponse {
@@ -198,9 +204,15 @@ impl Cluster for ClusterService {
         &self,
         req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        let change = MemberChange::Promote { id: req.get_ref().id };
+        let change = MemberChange::Promote {
+            id: req.get_ref().id,
+        };
         let out = self
-            .change(req, change, |mut c, r| async move { c.member_promote(r).await })
+            .change(
+                req,
+                change,
+                |mut c, r| async move { c.member_promote(r).await },
+            )
             .await?;
         Ok(Response::new(match out {
             Ok(done) => pb::MemberPromoteResponse {

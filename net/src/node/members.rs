@@ -281,14 +281,16 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 peer_urls,
                 is_learner,
             } => {
+                // Ids derive from peer URLs, so URLs in use are reported as such (as etcd,
+                // whose ids are random, reports them).
+                if registry.peer_url_owner(peer_urls, 0).is_some() {
+                    return Err(MemberError::PeerUrlExists);
+                }
                 if registry.is_removed(*id) {
                     return Err(MemberError::IdRemoved);
                 }
                 if known(*id) {
                     return Err(MemberError::IdExists);
-                }
-                if registry.peer_url_owner(peer_urls, *id).is_some() {
-                    return Err(MemberError::PeerUrlExists);
                 }
                 let kind = if *is_learner {
                     if conf.learners.len() >= LEARNERS_MAX {

@@ -38,11 +38,11 @@ pub use client::{
     ReadOutcome, TxnReadOutcome, WriteOutcome,
 };
 pub use clock::{Clock, IntervalClock};
+pub use command::{LogCommand, RequestId};
+pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
 pub use members::{
     Member, MemberChange, MemberChanged, MemberError, MemberList, MembershipView, LEARNERS_MAX,
 };
-pub use command::{LogCommand, RequestId};
-pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
 #[cfg(not(madsim))]
 pub use storage_io::spawn_storage_thread;
 pub use storage_io::{run_batch, DurableLog, StorageDone, StorageIo, StorageOp};

@@ -251,8 +251,7 @@ impl Server {
             let incoming = accept_stream(listener);
             let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
-            let cluster =
-                ClusterService::server(handle.clone(), cfg.initial_cluster_token.clone());
+            let cluster = ClusterService::server(handle.clone(), cfg.initial_cluster_token.clone());
             let stop_rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let r = tonic::transport::Server::builder()

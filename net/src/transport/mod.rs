@@ -70,13 +70,13 @@ mod stats;
 #[cfg(not(madsim))]
 mod tcp;
 
+#[cfg(not(madsim))]
+pub use discover::discover_cluster_id;
 pub use error::{
     ConnectionError, DialError, EncodeError, FrameError, HandshakeError, SendError, SetPeerError,
     StartError,
 };
 pub use frame::{FrameDecoder, DEFAULT_FRAME_BYTES_MAX};
-#[cfg(not(madsim))]
-pub use discover::discover_cluster_id;
 #[cfg(not(madsim))]
 pub use stats::{PeerStats, TransportStats};
 

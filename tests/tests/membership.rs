@@ -1,0 +1,266 @@
+//! Dynamic membership end to end, with real processes and the etcd `Cluster` service: list,
+//! add a learner through a follower, start it with `--initial-cluster-state existing`, catch
+//! it up, promote it, re-address a member with MemberUpdate, remove a member (whose process
+//! then exits) and keep writing through the rest.
+
+use std::time::Duration;
+
+use sextant_net::grpc::pb::etcdserverpb as pb;
+use sextant_tests::{client, eventually, EtcdClient, ProcessCluster, Tuning};
+use tonic::Code;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The leader every running member agrees on, and the index of a member that is not it.
+async fn leader_and_follower(c: &ProcessCluster, running: &[usize]) -> (u64, usize) {
+    let found = eventually(LIMIT, || async {
+        let mut leaders = Vec::new();
+        let mut ids = Vec::new();
+        for &k in running {
+            let mut cl = client(&c.members[k].client_url()).await;
+            let s = cl.status().await.ok()?;
+            leaders.push(s.leader);
+            ids.push(s.header?.member_id);
+        }
+        let l = leaders[0];
+        if l == 0 || leaders.iter().any(|x| *x != l) {
+            return None;
+        }
+        let follower = running[ids.iter().position(|id| *id != l)?];
+        Some((l, follower))
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("no agreed leader\n{}", c.logs()))
+}
+
+/// Waits until `f` holds for a member's (serializable) member list.
+async fn list_until(
+    cl: &mut EtcdClient,
+    what: &str,
+    f: impl Fn(&[pb::Member]) -> bool,
+) -> Vec<pb::Member> {
+    let got = eventually(LIMIT, || {
+        let mut cl = cl.clone();
+        let f = &f;
+        async move {
+            let l = cl.member_list(false).await.ok()?;
+            f(&l.members).then_some(l.members)
+        }
+    })
+    .await;
+    got.unwrap_or_else(|| panic!("member list never showed {what}"))
+}
+
+fn names(ms: &[pb::Member]) -> Vec<String> {
+    let mut v: Vec<String> = ms.iter().map(|m| m.name.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_promote_update_remove() {
+    let mut c = ProcessCluster::start(3, Tuning::default());
+    let (_, follower) = leader_and_follower(&c, &[0, 1, 2]).await;
+
+    // Every member lists the three, with the names and client URLs they published.
+    for k in 0..3 {
+        let mut cl = client(&c.members[k].client_url()).await;
+        let ms = list_until(&mut cl, "three published members", |ms| {
+            ms.len() == 3
+                && ms
+                    .iter()
+                    .all(|m| !m.name.is_empty() && !m.client_ur_ls.is_empty())
+        })
+        .await;
+        assert_eq!(names(&ms), ["n1", "n2", "n3"]);
+        for m in &ms {
+            let h = c.members.iter().find(|h| h.name == m.name).unwrap();
+            assert_eq!(m.peer_ur_ls, vec![h.peer_url()]);
+            assert_eq!(m.client_ur_ls, vec![h.client_url()]);
+            assert!(!m.is_learner);
+        }
+        let lin = cl.member_list(true).await.expect("linearizable list");
+        assert_eq!(lin.members.len(), 3);
+        let h = lin.header.expect("header");
+        assert_ne!(h.cluster_id, 0);
+        assert_ne!(h.raft_term, 0);
+        assert_eq!(
+            h.member_id,
+            ms.iter().find(|m| m.name == c.members[k].name).unwrap().id
+        );
+    }
+
+    let mut fc = client(&c.members[follower].client_url()).await;
+    fc.put("before", "1").await.expect("put before the add");
+
+    // Add a learner through a follower (forwarded to the leader).
+    let k4 = c.add_member();
+    let peer4 = c.members[k4].peer_url();
+    let mut cluster = fc.cluster();
+    let added = cluster
+        .member_add(pb::MemberAddRequest {
+            peer_ur_ls: vec![peer4.clone()],
+            is_learner: true,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("member add: {e}\n{}", c.logs()))
+        .into_inner();
+    let new = added.member.expect("added member");
+    assert_eq!(
+        new.id,
+        sextant_net::server::member_id(&[peer4.clone()], "e2e")
+    );
+    assert!(new.is_learner);
+    assert_eq!(new.peer_ur_ls, vec![peer4.clone()]);
+    assert_eq!(added.members.len(), 4);
+    let h = added.header.expect("header");
+    assert_ne!(h.cluster_id, 0);
+    assert_ne!(h.raft_term, 0);
+
+    // etcd's refusals.
+    let again = cluster
+        .member_add(pb::MemberAddRequest {
+            peer_ur_ls: vec![peer4.clone()],
+            is_learner: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert_eq!(again.message(), "etcdserver: Peer URLs already exists");
+    let bad = cluster
+        .member_add(pb::MemberAddRequest {
+            peer_ur_ls: vec!["not a url".into()],
+            is_learner: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(bad.message(), "etcdserver: given member URLs are invalid");
+    let voter = added.members.iter().find(|m| !m.is_learner).unwrap().id;
+    let not_learner = cluster
+        .member_promote(pb::MemberPromoteRequest { id: voter })
+        .await
+        .unwrap_err();
+    assert_eq!(not_learner.code(), Code::FailedPrecondition);
+    assert_eq!(
+        not_learner.message(),
+        "etcdserver: can only promote a learner member"
+    );
+    let missing = cluster
+        .member_remove(pb::MemberRemoveRequest { id: 12345 })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(missing.message(), "etcdserver: member not found");
+
+    // The new member joins the running cluster and catches up.
+    c.launch(k4);
+    let c4 = client(&c.members[k4].client_url()).await;
+    let caught_up = eventually(LIMIT, || {
+        let mut c4 = c4.clone();
+        async move { (c4.get("before", true).await.ok()?.as_deref() == Some("1")).then_some(()) }
+    })
+    .await;
+    assert!(
+        caught_up.is_some(),
+        "the learner never caught up\n{}",
+        c.logs()
+    );
+
+    // Promote it (through a follower; retried while it is not yet in sync).
+    let new_id = new.id;
+    let promoted = eventually(LIMIT, || {
+        let mut cluster = cluster.clone();
+        async move {
+            match cluster
+                .member_promote(pb::MemberPromoteRequest { id: new_id })
+                .await
+            {
+                Ok(r) => Some(Ok(r.into_inner())),
+                Err(e) if e.message().contains("in sync") => None,
+                Err(e) => Some(Err(e)),
+            }
+        }
+    })
+    .await
+    .expect("promote: learner never in sync")
+    .unwrap_or_else(|e| panic!("promote: {e}\n{}", c.logs()));
+    assert!(promoted.members.iter().all(|m| !m.is_learner));
+    for k in 0..4 {
+        let mut cl = client(&c.members[k].client_url()).await;
+        let ms = list_until(&mut cl, "four published voters", |ms| {
+            ms.len() == 4 && ms.iter().all(|m| !m.is_learner && !m.name.is_empty())
+        })
+        .await;
+        assert_eq!(names(&ms), ["n1", "n2", "n3", "n4"]);
+    }
+
+    // MemberUpdate: re-address n3 and back; every member sees it, writes keep working.
+    let id3 = promoted.members.iter().find(|m| m.name == "n3").unwrap().id;
+    let moved = format!("http://{}:{}", c.members[2].ip, c.members[2].peer_port + 1);
+    let taken = cluster
+        .member_update(pb::MemberUpdateRequest {
+            id: id3,
+            peer_ur_ls: vec![peer4.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::FailedPrecondition);
+    assert_eq!(taken.message(), "etcdserver: Peer URLs already exists");
+    let updated = cluster
+        .member_update(pb::MemberUpdateRequest {
+            id: id3,
+            peer_ur_ls: vec![moved.clone()],
+        })
+        .await
+        .unwrap_or_else(|e| panic!("member update: {e}\n{}", c.logs()))
+        .into_inner();
+    let n3 = updated.members.iter().find(|m| m.id == id3).unwrap();
+    assert_eq!(n3.peer_ur_ls, vec![moved.clone()]);
+    let mut c1 = client(&c.members[0].client_url()).await;
+    list_until(&mut c1, "n3's new peer URL", |ms| {
+        ms.iter()
+            .any(|m| m.id == id3 && m.peer_ur_ls == vec![moved.clone()])
+    })
+    .await;
+    cluster
+        .member_update(pb::MemberUpdateRequest {
+            id: id3,
+            peer_ur_ls: vec![c.members[2].peer_url()],
+        })
+        .await
+        .unwrap_or_else(|e| panic!("member update back: {e}\n{}", c.logs()));
+
+    // Remove n2, asked through another member: its process exits; three keep serving.
+    let id2 = promoted.members.iter().find(|m| m.name == "n2").unwrap().id;
+    let mut other = client(&c.members[3].client_url()).await.cluster();
+    let removed = other
+        .member_remove(pb::MemberRemoveRequest { id: id2 })
+        .await
+        .unwrap_or_else(|e| panic!("member remove: {e}\n{}", c.logs()))
+        .into_inner();
+    assert_eq!(removed.members.len(), 3);
+    assert!(removed.members.iter().all(|m| m.id != id2));
+    let status = c.members[1].wait_exit(LIMIT);
+    let log2 = c.members[1].log();
+    let status = status.unwrap_or_else(|| panic!("n2 kept running after removal\n{log2}"));
+    assert!(status.success(), "n2 exited with {status}\n{log2}");
+    assert!(
+        log2.contains("the member has been permanently removed from the cluster"),
+        "{log2}"
+    );
+    let (_, _) = leader_and_follower(&c, &[0, 2, 3]).await;
+    for (i, k) in [0usize, 2, 3].into_iter().enumerate() {
+        let mut cl = client(&c.members[k].client_url()).await;
+        let key = format!("after{i}");
+        cl.put(&key, "x")
+            .await
+            .unwrap_or_else(|e| panic!("put through {}: {e}\n{}", c.members[k].name, c.logs()));
+        assert_eq!(cl.get(&key, false).await.unwrap().as_deref(), Some("x"));
+        let ms = list_until(&mut cl, "three members after the removal", |ms| {
+            ms.len() == 3
+        })
+        .await;
+        assert_eq!(names(&ms), ["n1", "n3", "n4"]);
+    }
+}
