@@ -59,7 +59,13 @@ fn names(ms: &[pb::Member]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_promote_update_remove() {
-    let mut c = ProcessCluster::start(3, Tuning::default());
+    // Frequent snapshots and log compaction: the new member is caught up by a snapshot,
+    // which must carry the member registry.
+    let tuning = Tuning {
+        snapshot_count: 20,
+        ..Tuning::default()
+    };
+    let mut c = ProcessCluster::start(3, tuning);
     let (_, follower) = leader_and_follower(&c, &[0, 1, 2]).await;
 
     // Every member lists the three, with the names and client URLs they published.
@@ -91,6 +97,9 @@ async fn add_promote_update_remove() {
     }
 
     let mut fc = client(&c.members[follower].client_url()).await;
+    for i in 0..60 {
+        fc.put(&format!("fill{i}"), "x").await.expect("fill");
+    }
     fc.put("before", "1").await.expect("put before the add");
 
     // Add a learner through a follower (forwarded to the leader).
@@ -108,7 +117,7 @@ async fn add_promote_update_remove() {
     let new = added.member.expect("added member");
     assert_eq!(
         new.id,
-        sextant_net::server::member_id(&[peer4.clone()], "e2e")
+        sextant_net::server::member_id(std::slice::from_ref(&peer4), "e2e")
     );
     assert!(new.is_learner);
     assert_eq!(new.peer_ur_ls, vec![peer4.clone()]);
@@ -166,6 +175,20 @@ async fn add_promote_update_remove() {
         "the learner never caught up\n{}",
         c.logs()
     );
+    assert!(
+        c.members[k4]
+            .log()
+            .contains("installed a snapshot from the leader"),
+        "the learner was expected to catch up by snapshot\n{}",
+        c.members[k4].log()
+    );
+    // Its registry (from that snapshot) names every member.
+    let mut c4l = c4.clone();
+    let ms = list_until(&mut c4l, "the registry on the new member", |ms| {
+        ms.len() == 4 && ms.iter().filter(|m| !m.client_ur_ls.is_empty()).count() == 4
+    })
+    .await;
+    assert!(ms.iter().any(|m| m.id == new.id && m.is_learner));
 
     // Promote it (through a follower; retried while it is not yet in sync).
     let new_id = new.id;
@@ -263,4 +286,16 @@ async fn add_promote_update_remove() {
         .await;
         assert_eq!(names(&ms), ["n1", "n3", "n4"]);
     }
+
+    // The member that joined restarts from its data dir (keeping the cluster id it learned).
+    c.members[k4].kill9();
+    c.launch(k4);
+    let mut c4 = client(&c.members[k4].client_url()).await;
+    let back = eventually(LIMIT, || {
+        let mut c4 = c4.clone();
+        async move { (c4.get("after0", false).await.ok()?.as_deref() == Some("x")).then_some(()) }
+    })
+    .await;
+    assert!(back.is_some(), "n4 did not come back\n{}", c.logs());
+    assert_eq!(c4.member_list(true).await.unwrap().members.len(), 3);
 }
