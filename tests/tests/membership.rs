@@ -254,26 +254,29 @@ async fn add_promote_update_remove() {
         .await
         .unwrap_or_else(|e| panic!("member update back: {e}\n{}", c.logs()));
 
-    // Remove n2, asked through another member: its process exits; three keep serving.
-    let id2 = promoted.members.iter().find(|m| m.name == "n2").unwrap().id;
-    let mut other = client(&c.members[3].client_url()).await.cluster();
-    let removed = other
-        .member_remove(pb::MemberRemoveRequest { id: id2 })
-        .await
-        .unwrap_or_else(|e| panic!("member remove: {e}\n{}", c.logs()))
-        .into_inner();
-    assert_eq!(removed.members.len(), 3);
-    assert!(removed.members.iter().all(|m| m.id != id2));
-    let status = c.members[1].wait_exit(LIMIT);
-    let log2 = c.members[1].log();
-    let status = status.unwrap_or_else(|| panic!("n2 kept running after removal\n{log2}"));
-    assert!(status.success(), "n2 exited with {status}\n{log2}");
-    assert!(
-        log2.contains("the member has been permanently removed from the cluster"),
-        "{log2}"
-    );
-    let (_, _) = leader_and_follower(&c, &[0, 2, 3]).await;
-    for (i, k) in [0usize, 2, 3].into_iter().enumerate() {
+    // Remove a follower, asked through another member. The leader stops replicating to it as
+    // soon as it appends the removal, so the follower learns it by asking the others once it
+    // has had no leader for a while; its process exits; the other three keep serving.
+    let (leader, _) = leader_and_follower(&c, &[0, 1, 2, 3]).await;
+    let ids: Vec<u64> = c
+        .members
+        .iter()
+        .map(|m| {
+            promoted
+                .members
+                .iter()
+                .find(|p| p.name == m.name)
+                .unwrap()
+                .id
+        })
+        .collect();
+    let kr = (0..3).find(|&k| ids[k] != leader).unwrap();
+    let rest: Vec<usize> = (0..4).filter(|&k| k != kr).collect();
+    remove_and_wait(&mut c, rest[0], kr, ids[kr]).await;
+    leader_and_follower(&c, &rest).await;
+    let mut expected: Vec<String> = rest.iter().map(|&k| c.members[k].name.clone()).collect();
+    expected.sort();
+    for (i, &k) in rest.iter().enumerate() {
         let mut cl = client(&c.members[k].client_url()).await;
         let key = format!("after{i}");
         cl.put(&key, "x")
@@ -284,7 +287,7 @@ async fn add_promote_update_remove() {
             ms.len() == 3
         })
         .await;
-        assert_eq!(names(&ms), ["n1", "n3", "n4"]);
+        assert_eq!(names(&ms), expected);
     }
 
     // The member that joined restarts from its data dir (keeping the cluster id it learned).
@@ -298,4 +301,40 @@ async fn add_promote_update_remove() {
     .await;
     assert!(back.is_some(), "n4 did not come back\n{}", c.logs());
     assert_eq!(c4.member_list(true).await.unwrap().members.len(), 3);
+
+    // Remove the leader: it applies its own removal, hands leadership over and exits; the
+    // two left keep serving.
+    let (leader, _) = leader_and_follower(&c, &rest).await;
+    let kl = rest.iter().copied().find(|&k| ids[k] == leader).unwrap();
+    let two: Vec<usize> = rest.iter().copied().filter(|&k| k != kl).collect();
+    remove_and_wait(&mut c, two[0], kl, leader).await;
+    leader_and_follower(&c, &two).await;
+    for &k in &two {
+        let mut cl = client(&c.members[k].client_url()).await;
+        cl.put("last", &c.members[k].name)
+            .await
+            .unwrap_or_else(|e| panic!("put through {}: {e}\n{}", c.members[k].name, c.logs()));
+        assert_eq!(cl.member_list(true).await.unwrap().members.len(), 2);
+    }
+}
+
+/// Removes member `k` (id `id`) by asking member `via`, then waits for `k`'s process to exit
+/// cleanly, saying why.
+async fn remove_and_wait(c: &mut ProcessCluster, via: usize, k: usize, id: u64) {
+    let mut cluster = client(&c.members[via].client_url()).await.cluster();
+    let removed = cluster
+        .member_remove(pb::MemberRemoveRequest { id })
+        .await
+        .unwrap_or_else(|e| panic!("member remove: {e}\n{}", c.logs()))
+        .into_inner();
+    assert!(removed.members.iter().all(|m| m.id != id));
+    let status = c.members[k].wait_exit(LIMIT);
+    let log = c.members[k].log();
+    let name = &c.members[k].name;
+    let status = status.unwrap_or_else(|| panic!("{name} kept running after removal\n{log}"));
+    assert!(status.success(), "{name} exited with {status}\n{log}");
+    assert!(
+        log.contains("the member has been permanently removed from the cluster"),
+        "{log}"
+    );
 }
