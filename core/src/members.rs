@@ -122,14 +122,19 @@ impl MemberRegistry {
         }
     }
 
-    /// etcd's `publish`: a member's name and client URLs.
+    /// etcd's `publish`: a member's name and client URLs. A member missing from the registry
+    /// (one of a cluster bootstrapped before the registry existed) is recorded; a removed one
+    /// is refused.
     pub fn publish(
         &mut self,
         id: NodeId,
         name: &str,
         client_urls: &[String],
     ) -> Result<(), MemberError> {
-        let m = self.members.get_mut(&id).ok_or(MemberError::NotFound)?;
+        if self.removed.contains(&id) {
+            return Err(MemberError::NotFound);
+        }
+        let m = self.members.entry(id).or_default();
         m.name = name.to_owned();
         m.client_urls = client_urls.to_vec();
         Ok(())
@@ -237,6 +242,8 @@ mod tests {
             "a removed member cannot publish"
         );
         assert_eq!(r.update_peer_urls(7, &[]), Err(MemberError::NotFound));
+        r.publish(7, "g", &[]).unwrap();
+        assert_eq!(r.member(7).unwrap().name, "g");
     }
 
     /// The registry travels in state-machine snapshots, so a restarted or snapshot-installed

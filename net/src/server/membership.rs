@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sextant_core::kv::KvError;
 use sextant_core::{MemberAttrs, MemberContext, NodeId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,7 +25,7 @@ use tonic::transport::Endpoint;
 
 use super::{urls, wait_stop, ServerConfig, StartError};
 use crate::grpc::pb::etcdserverpb as pb;
-use crate::node::{MembershipView, NodeHandle};
+use crate::node::{ClientError, MembershipView, NodeHandle};
 use crate::transport::{discover_cluster_id, TcpTransport};
 
 /// How often the membership task looks for a lost leader, and retries a publish.
@@ -100,6 +101,11 @@ pub(super) fn spawn_publish(
                 match node.member_publish(name.clone(), client_urls.clone()).await {
                     Ok(_) => {
                         tracing::info!(%name, ?client_urls, "published this member's attributes");
+                        return;
+                    }
+                    Err(ClientError::Kv(KvError::Member(e))) => {
+                        // Removed from the cluster: there is nothing to publish to.
+                        tracing::warn!(error = %e, "cannot publish this member's attributes");
                         return;
                     }
                     Err(e) => tracing::debug!(error = %e, "publish not applied yet; retrying"),
