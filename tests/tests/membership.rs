@@ -218,45 +218,10 @@ async fn add_promote_update_remove() {
         assert_eq!(names(&ms), ["n1", "n2", "n3", "n4"]);
     }
 
-    // MemberUpdate: re-address n3 and back; every member sees it, writes keep working.
-    let id3 = promoted.members.iter().find(|m| m.name == "n3").unwrap().id;
-    let moved = format!("http://{}:{}", c.members[2].ip, c.members[2].peer_port + 1);
-    let taken = cluster
-        .member_update(pb::MemberUpdateRequest {
-            id: id3,
-            peer_ur_ls: vec![peer4.clone()],
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(taken.code(), Code::FailedPrecondition);
-    assert_eq!(taken.message(), "etcdserver: Peer URLs already exists");
-    let updated = cluster
-        .member_update(pb::MemberUpdateRequest {
-            id: id3,
-            peer_ur_ls: vec![moved.clone()],
-        })
-        .await
-        .unwrap_or_else(|e| panic!("member update: {e}\n{}", c.logs()))
-        .into_inner();
-    let n3 = updated.members.iter().find(|m| m.id == id3).unwrap();
-    assert_eq!(n3.peer_ur_ls, vec![moved.clone()]);
-    let mut c1 = client(&c.members[0].client_url()).await;
-    list_until(&mut c1, "n3's new peer URL", |ms| {
-        ms.iter()
-            .any(|m| m.id == id3 && m.peer_ur_ls == vec![moved.clone()])
-    })
-    .await;
-    cluster
-        .member_update(pb::MemberUpdateRequest {
-            id: id3,
-            peer_ur_ls: vec![c.members[2].peer_url()],
-        })
-        .await
-        .unwrap_or_else(|e| panic!("member update back: {e}\n{}", c.logs()));
-
-    // Remove a follower, asked through another member. The leader stops replicating to it as
-    // soon as it appends the removal, so the follower learns it by asking the others once it
-    // has had no leader for a while; its process exits; the other three keep serving.
+    // MemberUpdate: re-address a follower and back; every member sees it. Asked through
+    // another member: one with a wrong address hears from no leader (and a leader with one
+    // hears no answers). A write caught in a leadership change times out, and is retried
+    // as etcd clients retry "unavailable".
     let (leader, _) = leader_and_follower(&c, &[0, 1, 2, 3]).await;
     let ids: Vec<u64> = c
         .members
@@ -270,6 +235,64 @@ async fn add_promote_update_remove() {
                 .id
         })
         .collect();
+    let ku = (0..4).find(|&k| ids[k] != leader).unwrap();
+    let via = (0..4).find(|&k| k != ku).unwrap();
+    let idu = ids[ku];
+    let mut via_cluster = client(&c.members[via].client_url()).await.cluster();
+    let own_url = c.members[ku].peer_url();
+    let other_url = c.members[(ku + 1) % 4].peer_url();
+    let moved = format!(
+        "http://{}:{}",
+        c.members[ku].ip,
+        c.members[ku].peer_port + 1
+    );
+    let taken = via_cluster
+        .member_update(pb::MemberUpdateRequest {
+            id: idu,
+            peer_ur_ls: vec![other_url],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::FailedPrecondition);
+    assert_eq!(taken.message(), "etcdserver: Peer URLs already exists");
+    // While its address is wrong, the member itself hears nothing: only the others see it.
+    for (url, restored) in [(moved, false), (own_url, true)] {
+        let updated = eventually(LIMIT, || {
+            let mut via_cluster = via_cluster.clone();
+            let url = url.clone();
+            async move {
+                let r = via_cluster
+                    .member_update(pb::MemberUpdateRequest {
+                        id: idu,
+                        peer_ur_ls: vec![url],
+                    })
+                    .await;
+                match r {
+                    Err(e) if e.code() == Code::Unavailable => None,
+                    other => Some(other),
+                }
+            }
+        })
+        .await
+        .expect("member update kept timing out")
+        .unwrap_or_else(|e| panic!("member update to {url}: {e}\n{}", c.logs()))
+        .into_inner();
+        let m = updated.members.iter().find(|m| m.id == idu).unwrap();
+        assert_eq!(m.peer_ur_ls, vec![url.clone()]);
+        for k in (0..4).filter(|&k| restored || k != ku) {
+            let mut cl = client(&c.members[k].client_url()).await;
+            list_until(&mut cl, "the new peer URL", |ms| {
+                ms.iter()
+                    .any(|m| m.id == idu && m.peer_ur_ls == vec![url.clone()])
+            })
+            .await;
+        }
+    }
+
+    // Remove a follower, asked through another member. The leader stops replicating to it as
+    // soon as it appends the removal, so the follower learns it by asking the others once it
+    // has had no leader for a while; its process exits; the other three keep serving.
+    let (leader, _) = leader_and_follower(&c, &[0, 1, 2, 3]).await;
     let kr = (0..3).find(|&k| ids[k] != leader).unwrap();
     let rest: Vec<usize> = (0..4).filter(|&k| k != kr).collect();
     remove_and_wait(&mut c, rest[0], kr, ids[kr]).await;
