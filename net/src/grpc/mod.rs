@@ -2,11 +2,16 @@
 //! directly). The generated types keep etcd's package names, so every etcd client works.
 
 mod convert;
+mod election;
 mod kv;
+mod lock;
 mod maintenance;
+mod recipe_status;
 mod status;
 
+pub use election::ElectionService;
 pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
+pub use lock::LockService;
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
 pub use status::to_status;
 

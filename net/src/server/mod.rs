@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 pub use identity::{cluster_id, member_id, Identity};
 pub use urls::{parse_url_list, resolve_listen, UrlError};
 
-use crate::grpc::{KvService, MaintenanceService};
+use crate::grpc::{ElectionService, KvService, LockService, MaintenanceService};
 use crate::node::{
     spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
 };
@@ -238,11 +238,15 @@ impl Server {
             let incoming = accept_stream(listener);
             let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
+            let lock = LockService::server(handle.clone());
+            let election = ElectionService::server(handle.clone());
             let stop_rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let r = tonic::transport::Server::builder()
                     .add_service(svc)
                     .add_service(maintenance)
+                    .add_service(lock)
+                    .add_service(election)
                     .serve_with_incoming_shutdown(incoming, wait_stop(stop_rx))
                     .await;
                 if let Err(e) = r {
