@@ -332,6 +332,7 @@ impl Model {
                     events: vec![],
                 })
             }
+            Command::Alarm(_) => unreachable!("the model's workload raises no alarms"),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The snapshot encoding: postcard of a versioned enum holding the revision, the compaction
 //! point, every key's retained versions (key order) and the lease table (id order) — a pure
-//! function of the state, so equal stores encode to equal bytes. Derived state (the revision
+//! function of the state, so equal stores encode to equal bytes. Version 2 adds the active
+//! alarms (written only while some alarm is active). Derived state (the revision
 //! log, counters, lease attachments) is rebuilt on restore, after checking the invariants.
 //! Snapshots of the first version (latest values only, no leases) still restore.
 
@@ -9,14 +10,18 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::alarm::{AlarmMember, Alarms};
 use super::key_history::{KeyHistory, Version};
 use super::lease_table::{LeaseTable, LeaseTtl};
 use super::mvcc::Mvcc;
 use super::{KeyValue, SnapshotDecodeError};
 
+/// V1 is written while no alarm is active (so such states encode as before alarms existed);
+/// V2 adds the active alarms.
 #[derive(Serialize)]
 enum SnapshotRef<'a> {
     V1(StateRef<'a>),
+    V2(StateRef<'a>, Vec<AlarmMember>),
 }
 
 #[derive(Serialize)]
@@ -31,6 +36,7 @@ struct StateRef<'a> {
 #[derive(Deserialize)]
 enum Snapshot {
     V1(State),
+    V2(State, Vec<AlarmMember>),
 }
 
 #[derive(Deserialize)]
@@ -50,22 +56,28 @@ struct Legacy {
     keys: BTreeMap<Bytes, KeyValue>,
 }
 
-pub(crate) fn encode(mvcc: &Mvcc, leases: &LeaseTable) -> Bytes {
-    let snap = SnapshotRef::V1(StateRef {
+pub(crate) fn encode(mvcc: &Mvcc, leases: &LeaseTable, alarms: &Alarms) -> Bytes {
+    let state = StateRef {
         revision: mvcc.revision(),
         compact_revision: mvcc.compact_revision(),
         keys: mvcc.keys(),
         leases: leases.records().collect(),
         next_lease_id: leases.next_id(),
-    });
+    };
+    let snap = if alarms.is_empty() {
+        SnapshotRef::V1(state)
+    } else {
+        SnapshotRef::V2(state, alarms.list().iter().copied().collect())
+    };
     Bytes::from(postcard::to_stdvec(&snap).expect("in-memory encoding cannot fail"))
 }
 
-pub(crate) fn decode(data: &[u8]) -> Result<(Mvcc, LeaseTable), SnapshotDecodeError> {
-    let state = match postcard::from_bytes::<Snapshot>(data) {
-        Ok(Snapshot::V1(s)) => s,
+pub(crate) fn decode(data: &[u8]) -> Result<(Mvcc, LeaseTable, Alarms), SnapshotDecodeError> {
+    let (state, alarms) = match postcard::from_bytes::<Snapshot>(data) {
+        Ok(Snapshot::V1(s)) => (s, Vec::new()),
+        Ok(Snapshot::V2(s, alarms)) => (s, alarms),
         Err(e) => match postcard::from_bytes::<Legacy>(data) {
-            Ok(legacy) => from_legacy(legacy),
+            Ok(legacy) => (from_legacy(legacy), Vec::new()),
             Err(_) => return Err(e.into()),
         },
     };
@@ -85,7 +97,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<(Mvcc, LeaseTable), SnapshotDecodeEr
         }
         leases.attach(v.lease, k);
     }
-    Ok((mvcc, leases))
+    Ok((mvcc, leases, Alarms::from_list(alarms)))
 }
 
 fn from_legacy(legacy: Legacy) -> State {

@@ -27,7 +27,8 @@ pub(crate) fn validate(cmd: &Command, ops_max: Option<usize>) -> Result<(), KvEr
         Command::Compact { .. }
         | Command::LeaseGrant { .. }
         | Command::LeaseRevoke { .. }
-        | Command::LeaseCheckpoint { .. } => Ok(()),
+        | Command::LeaseCheckpoint { .. }
+        | Command::Alarm(_) => Ok(()),
     }
 }
 
