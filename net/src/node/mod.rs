@@ -13,7 +13,8 @@
 //! checkpoints; keepalives answered only when the TTL is sure to hold as a lower bound),
 //! watches (`watches`: the watch hub, fed every applied revision and snapshot install, with
 //! bounded per-stream delivery; client side in `watch_stream`) and auto-compaction
-//! (`compaction`). Every client write passes the member's `KvLimits` before it is proposed.
+//! (`compaction`), and maintenance (`maintenance`: state snapshots and hashes for the
+//! `Maintenance` service, defragmentation, alarms a failed member raises about itself). Every client write passes the member's `KvLimits` before it is proposed.
 //! Time for all of them is `ticks * tick interval`, never the wall clock.
 //!
 //! It is generic over how messages reach peers (`PeerSender`), how the disk is driven
@@ -26,6 +27,7 @@ mod command;
 mod compaction;
 mod event_loop;
 mod leases;
+mod maintenance;
 mod storage_io;
 mod watch_stream;
 mod watches;
@@ -37,7 +39,8 @@ pub use client::{
 pub use clock::{Clock, IntervalClock};
 pub use command::{LogCommand, RequestId};
 pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
+pub use maintenance::StateSnapshot;
 #[cfg(not(madsim))]
 pub use storage_io::spawn_storage_thread;
-pub use storage_io::{run_batch, DurableLog, StorageDone, StorageIo, StorageOp};
+pub use storage_io::{run_batch, DurableLog, StorageDone, StorageFailure, StorageIo, StorageOp};
 pub use watch_stream::{WatchReceiver, WatchSender, WatchStream};

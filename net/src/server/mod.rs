@@ -4,6 +4,8 @@
 //! config file into a [`ServerConfig`] and calls [`Server::start`].
 
 mod identity;
+mod restore;
+pub mod snapshot_file;
 mod urls;
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use identity::{cluster_id, member_id, Identity};
+pub use restore::{restore_snapshot, RestoreError, RestoreOptions, Restored};
 pub use urls::{parse_url_list, resolve_listen, UrlError};
 
 use crate::grpc::{ElectionService, KvService, LockService, MaintenanceService};
@@ -102,6 +105,9 @@ impl DurableLog for FileStorage {
     }
     fn compact(&mut self, index: sextant_core::Index) -> Result<(), WriteError> {
         FileStorage::compact(self, index)
+    }
+    fn is_no_space(e: &WriteError) -> bool {
+        e.is_no_space()
     }
 }
 
