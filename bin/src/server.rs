@@ -209,7 +209,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String)> {
 }
 
 /// `name=url,name=url` (a name may repeat for several URLs, as in etcd).
-fn parse_initial_cluster(s: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+pub(crate) fn parse_initial_cluster(s: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((name, url)) = part.split_once('=') else {

@@ -335,6 +335,7 @@ impl Model {
             Command::MemberPublish { .. } | Command::MemberUpdate { .. } => {
                 unreachable!("the keyspace model generates no member registry commands")
             }
+            Command::Alarm(_) => unreachable!("the model's workload raises no alarms"),
         }
     }
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::alarm::{AlarmMember, AlarmRequest};
 use super::txn::{TxnRequest, TxnResponse};
 use super::{Event, KeyValue};
 
@@ -49,6 +50,9 @@ pub enum Command {
         id: u64,
         peer_urls: Vec<String>,
     },
+    /// Lists, raises or clears a cluster alarm (etcd's `AlarmRequest`, which etcd also sends
+    /// through the log, GET included, so the answer is linearizable).
+    Alarm(AlarmRequest),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +120,10 @@ pub enum CommandResult {
     LeaseCheckpoint,
     MemberPublish,
     MemberUpdate,
+    /// etcd's `AlarmResponse.alarms` (see [`super::alarm`] for what each action answers).
+    Alarm {
+        alarms: Vec<AlarmMember>,
+    },
 }
 
 /// The outcome of applying one command.

@@ -67,6 +67,13 @@ pub enum KvError {
     /// A member registry command was refused ([`crate::members::MemberError`]).
     #[error(transparent)]
     Member(#[from] crate::members::MemberError),
+    /// A write that grows the store while a NOSPACE alarm is active; etcd `ErrGRPCNoSpace`
+    /// (ResourceExhausted).
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
+    /// A write while a CORRUPT alarm is active; etcd `ErrGRPCCorrupt` (DataLoss).
+    #[error("corrupt cluster")]
+    Corrupt,
 }
 
 /// Why a snapshot could not be restored.

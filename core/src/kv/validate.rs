@@ -29,7 +29,8 @@ pub(crate) fn validate(cmd: &Command, ops_max: Option<usize>) -> Result<(), KvEr
         | Command::LeaseRevoke { .. }
         | Command::LeaseCheckpoint { .. }
         | Command::MemberPublish { .. }
-        | Command::MemberUpdate { .. } => Ok(()),
+        | Command::MemberUpdate { .. }
+        | Command::Alarm(_) => Ok(()),
     }
 }
 

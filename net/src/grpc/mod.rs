@@ -3,12 +3,17 @@
 
 mod cluster;
 mod convert;
+mod election;
 mod kv;
+mod lock;
 mod maintenance;
+mod recipe_status;
 mod status;
 
 pub use cluster::{ClusterService, FORWARDED_HEADER};
+pub use election::ElectionService;
 pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
+pub use lock::LockService;
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
 pub use status::to_status;
 

@@ -78,6 +78,11 @@ fn kv_status(e: KvError) -> Status {
             Code::OutOfRange,
             "etcdserver: mvcc: required revision is a future revision",
         ),
+        KvError::NoSpace => Status::new(
+            Code::ResourceExhausted,
+            "etcdserver: mvcc: database space exceeded",
+        ),
+        KvError::Corrupt => Status::new(Code::DataLoss, "etcdserver: corrupt cluster"),
         KvError::TxnTooDeep { .. } | KvError::RangeTooLarge { .. } | KvError::TxnNotReadOnly => {
             Status::new(Code::InvalidArgument, format!("sextant: {e}"))
         }
@@ -159,6 +164,16 @@ mod tests {
                 KvError::LeaseTtlTooLarge,
                 Code::OutOfRange,
                 "etcdserver: too large lease TTL",
+            ),
+            (
+                KvError::NoSpace,
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+            (
+                KvError::Corrupt,
+                Code::DataLoss,
+                "etcdserver: corrupt cluster",
             ),
             (
                 KvError::RequestTooLarge {

@@ -167,6 +167,7 @@ pub(crate) enum ClientRequest {
         reply: oneshot::Sender<Result<MemberList, ClientError>>,
     },
     Watch(super::watch_stream::WatchRequest),
+    Maintenance(super::maintenance::MaintenanceRequest),
 }
 
 /// A handle to a running node loop.
@@ -209,6 +210,11 @@ impl NodeHandle {
     /// leader changes; `removed` turns true when this member applied its own removal.
     pub fn membership(&self) -> watch::Receiver<MembershipView> {
         self.membership.clone()
+    }
+
+    /// How long a request may wait for a leader, replication and apply on this member.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
     }
 
     async fn call<T>(
@@ -416,6 +422,54 @@ impl NodeHandle {
             .map_err(|_| ClientError::Stopped)?;
         let opened = rx.await.map_err(|_| ClientError::Stopped)?;
         Ok(super::WatchStream::new(self.tx.clone(), opened))
+    }
+
+    async fn maintenance<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> super::maintenance::MaintenanceRequest,
+    ) -> Result<T, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(ClientRequest::Maintenance(make(tx)))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// This member's applied state machine, encoded, with the Raft position it reflects
+    /// (etcd's `Snapshot` serves the member's own backend the same way).
+    pub async fn state_snapshot(&self) -> Result<super::StateSnapshot, ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Snapshot { reply })
+            .await
+    }
+
+    /// etcd's `Hash`: a CRC-32C of this member's whole applied state.
+    pub async fn hash(&self) -> Result<(Header, u32), ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Hash { reply })
+            .await
+    }
+
+    /// etcd's `HashKV` at `revision` (0: the current one) of this member's applied state.
+    pub async fn hash_kv(
+        &self,
+        revision: i64,
+    ) -> Result<(Header, sextant_core::kv::KvHash), ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::HashKv { revision, reply })
+            .await?
+    }
+
+    /// etcd's `Defragment`: snapshot the state machine now and compact the log behind it;
+    /// answers once both are durable.
+    pub async fn defragment(&self) -> Result<Header, ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Defragment { reply })
+            .await?
+    }
+
+    /// The alarms this member raised about itself that it could not replicate (its storage
+    /// failed); the replicated ones come from `Command::Alarm` with `AlarmAction::Get`.
+    pub async fn local_alarms(&self) -> Result<Vec<sextant_core::kv::AlarmMember>, ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::LocalAlarms { reply })
+            .await
     }
 
     pub async fn status(&self) -> Result<super::NodeStatus, ClientError> {

@@ -20,6 +20,7 @@ use super::clock::Clock;
 use super::command::{LogCommand, RequestId};
 use super::compaction::Compaction;
 use super::leases::Leases;
+use super::maintenance::Maintenance;
 use super::members::{MemberList, Membership};
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
 use super::watches::Watches;
@@ -196,6 +197,7 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) watches: Watches,
     pub(super) compaction: Compaction,
     pub(super) membership: Membership,
+    pub(super) maintenance: Maintenance,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
     observer: Option<Observer>,
@@ -275,6 +277,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             watches,
             compaction,
             membership,
+            maintenance: Maintenance::default(),
             logged_role: (RoleKind::Follower, 0, None),
             observer: None,
         };
@@ -300,7 +303,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 _ = &mut shutdown => break,
                 done = self.storage.done.recv() => match done {
                     Some(done) => self.on_storage(done),
-                    None => self.on_storage(StorageDone::Failed("storage worker stopped".into())),
+                    None => self.fail("storage worker stopped".into()),
                 },
                 Some(m) = self.inbound.recv() => {
                     self.on_message(m);
@@ -373,6 +376,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
 
     fn on_message(&mut self, m: Message) {
         if self.failed.is_some() {
+            self.alarm_saw_message(&m);
             return;
         }
         let from = m.from;
@@ -385,6 +389,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.ticks += 1;
         if self.failed.is_none() {
             self.raft.tick();
+        } else {
+            self.alarm_tick();
         }
         // Writes that found no leader, and reads that were aborted, try again.
         let parked = std::mem::take(&mut self.parked_writes);
@@ -511,6 +517,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             ClientRequest::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            ClientRequest::Maintenance(req) => self.on_maintenance(req),
             ClientRequest::TransferLeader { to, reply } => {
                 let r = self.raft.transfer_leader(to).map_err(|e| match e {
                     sextant_core::TransferError::NotLeader { leader_hint } => {
@@ -554,6 +561,27 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         }
         let deadline_tick = self.ticks + self.ticks_for(timeout);
         self.reads_new.push(PendingRead { op, deadline_tick });
+    }
+
+    /// A request id for a proposal a failed member forwards itself (see `maintenance`).
+    pub(super) fn next_alarm_request_id(&mut self) -> RequestId {
+        self.next_request_id()
+    }
+
+    pub(super) fn request_epoch(&self) -> u64 {
+        self.cfg.request_epoch
+    }
+
+    pub(super) fn send_peer(&self, m: Message) {
+        self.peers.send(m);
+    }
+
+    pub(super) fn snapshot_in_progress(&self) -> bool {
+        self.snapshot_in_progress
+    }
+
+    pub(super) fn snapshot_index(&self) -> Index {
+        self.last_snapshot_index
     }
 
     fn next_request_id(&mut self) -> RequestId {
@@ -712,8 +740,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 if let Err(e) = self.raft.compact(compact_to) {
                     tracing::warn!(compact_to, error = %e, "log compaction skipped");
                 }
+                self.defrag_snapshot_saved();
             }
-            StorageDone::Failed(why) => self.fail(why),
+            StorageDone::Failed(f) => {
+                let alarm = f.no_space.then_some(sextant_core::kv::AlarmKind::NoSpace);
+                self.fail_with(f.message, alarm)
+            }
         }
     }
 
@@ -721,9 +753,15 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// carries on without us, and refuse writes. Nothing acknowledged is lost: acknowledgements
     /// only ever follow durable writes.
     fn fail(&mut self, why: String) {
+        self.fail_with(why, None)
+    }
+
+    /// [`Self::fail`], raising `alarm` about this member (see `maintenance`).
+    fn fail_with(&mut self, why: String, alarm: Option<sextant_core::kv::AlarmKind>) {
         if self.failed.is_some() {
             return;
         }
+        self.maintenance_failed(&why, alarm);
         tracing::error!(error = %why, "storage failed; this node stops accepting writes");
         for (_, w) in std::mem::take(&mut self.writes) {
             let _ = w.reply.send(Err(ClientError::StorageFailed(why.clone())));
@@ -817,7 +855,10 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                     self.membership.registry_changed();
                 }
                 Err(e) => {
-                    self.fail(format!("snapshot from the leader cannot be restored: {e}"));
+                    self.fail_with(
+                        format!("snapshot from the leader cannot be restored: {e}"),
+                        Some(sextant_core::kv::AlarmKind::Corrupt),
+                    );
                     return;
                 }
             }
@@ -871,9 +912,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
 
     /// Snapshots the state machine every `snapshot_every_entries` applied entries.
     fn maybe_snapshot(&mut self) {
-        if self.snapshot_in_progress
-            || self.kv_applied < self.last_snapshot_index + self.cfg.snapshot_every_entries
-        {
+        let due = self.kv_applied >= self.last_snapshot_index + self.cfg.snapshot_every_entries
+            || (self.maintenance.wants_snapshot() && self.kv_applied > self.last_snapshot_index);
+        if self.snapshot_in_progress || !due {
             return;
         }
         let index = self.kv_applied;
@@ -896,5 +937,6 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         }
         self.snapshot_in_progress = true;
+        self.defrag_snapshot_started();
     }
 }

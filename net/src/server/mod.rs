@@ -5,6 +5,8 @@
 
 mod identity;
 mod membership;
+mod restore;
+pub mod snapshot_file;
 mod urls;
 
 use std::collections::BTreeMap;
@@ -20,9 +22,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use identity::{cluster_id, member_id, Identity};
+pub use restore::{restore_snapshot, RestoreError, RestoreOptions, Restored};
 pub use urls::{parse_url_list, resolve_listen, UrlError};
 
-use crate::grpc::{ClusterService, KvService, MaintenanceService};
+use crate::grpc::{ClusterService, ElectionService, KvService, LockService, MaintenanceService};
 use crate::node::{
     spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
 };
@@ -103,6 +106,9 @@ impl DurableLog for FileStorage {
     }
     fn compact(&mut self, index: sextant_core::Index) -> Result<(), WriteError> {
         FileStorage::compact(self, index)
+    }
+    fn is_no_space(e: &WriteError) -> bool {
+        e.is_no_space()
     }
 }
 
@@ -252,12 +258,16 @@ impl Server {
             let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
             let cluster = ClusterService::server(handle.clone(), cfg.initial_cluster_token.clone());
+            let lock = LockService::server(handle.clone());
+            let election = ElectionService::server(handle.clone());
             let stop_rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let r = tonic::transport::Server::builder()
                     .add_service(svc)
                     .add_service(maintenance)
                     .add_service(cluster)
+                    .add_service(lock)
+                    .add_service(election)
                     .serve_with_incoming_shutdown(incoming, wait_stop(stop_rx))
                     .await;
                 if let Err(e) = r {
