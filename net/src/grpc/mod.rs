@@ -2,13 +2,19 @@
 //! directly). The generated types keep etcd's package names, so every etcd client works.
 
 mod convert;
+mod forward;
 mod kv;
+mod lease;
 mod maintenance;
 mod status;
+mod watch;
 
+pub use forward::{ForwardError, Forwarder, KeepAliveRelay, MemberDirectory, FORWARDED_HEADER};
 pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
+pub use lease::LeaseService;
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
 pub use status::to_status;
+pub use watch::WatchService;
 
 /// Generated etcd v3 types and services.
 #[allow(clippy::all, missing_docs, rustdoc::all)]

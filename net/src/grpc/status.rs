@@ -29,6 +29,12 @@ pub fn to_status(e: ClientError) -> Status {
     }
 }
 
+/// etcd's `ErrGRPCLeaderChanged`: a request forwarded to the leader reached a member that no
+/// longer leads. Unavailable, so clients retry.
+pub fn leader_changed() -> Status {
+    Status::new(Code::Unavailable, "etcdserver: leader changed")
+}
+
 /// etcd's gRPC code and message for each state-machine refusal (`rpctypes/error.go`).
 fn kv_status(e: KvError) -> Status {
     let invalid = |m: &str| Status::new(Code::InvalidArgument, format!("etcdserver: {m}"));

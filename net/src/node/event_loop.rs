@@ -20,6 +20,7 @@ use super::clock::Clock;
 use super::command::{LogCommand, RequestId};
 use super::compaction::Compaction;
 use super::leases::Leases;
+use super::raft_view::RaftView;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
 use super::watches::Watches;
 
@@ -190,6 +191,8 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) compaction: Compaction,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
+    /// Term and leader as last published to handles.
+    view: RaftView,
     observer: Option<Observer>,
 }
 
@@ -229,11 +232,14 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             kv.revision(),
         );
         let compaction = Compaction::new(cfg.auto_compaction, 0);
+        let view = RaftView::default();
+        view.publish(raft.term(), raft.leader());
         let handle = NodeHandle {
             tx,
             member_id: raft.id(),
             cluster_id: cfg.cluster_id,
             timeout: cfg.request_timeout,
+            view: view.clone(),
         };
         let last_snapshot_index = raft.latest_snapshot().map_or(0, |s| s.meta.index);
         let node = NodeLoop {
@@ -265,6 +271,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             watches,
             compaction,
             logged_role: (RoleKind::Follower, 0, None),
+            view,
             observer: None,
         };
         (node, handle)
@@ -744,6 +751,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         }
         let (role, term, leader) = now;
+        self.view.publish(term, leader);
         if role == RoleKind::Leader {
             tracing::info!(term, "became leader");
         } else if leader != self.logged_role.2 || role != self.logged_role.0 {

@@ -26,6 +26,7 @@ mod command;
 mod compaction;
 mod event_loop;
 mod leases;
+mod raft_view;
 mod storage_io;
 mod watch_stream;
 mod watches;

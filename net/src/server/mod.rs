@@ -3,6 +3,7 @@
 //! listeners; and take it all down again cleanly. The `sextant` binary turns flags and a
 //! config file into a [`ServerConfig`] and calls [`Server::start`].
 
+mod directory;
 mod identity;
 mod urls;
 
@@ -18,10 +19,13 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use directory::LocalDirectory;
 pub use identity::{cluster_id, member_id, Identity};
 pub use urls::{parse_url_list, resolve_listen, UrlError};
 
-use crate::grpc::{KvService, MaintenanceService};
+use crate::grpc::{
+    Forwarder, KvService, LeaseService, MaintenanceService, MemberDirectory, WatchService,
+};
 use crate::node::{
     spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
 };
@@ -129,8 +133,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the data dir and starts everything. Must run inside a tokio runtime.
+    /// Opens the data dir and starts everything, resolving other members' client URLs (to
+    /// forward leader-only lease requests) with a [`LocalDirectory`]. Must run inside a tokio
+    /// runtime.
     pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+        let members = member_ids(&cfg)?;
+        let me = members
+            .iter()
+            .find(|(_, name)| **name == cfg.name)
+            .map_or(0, |(id, _)| *id);
+        let directory = Arc::new(LocalDirectory {
+            member_id: me,
+            client_urls: cfg.advertise_client_urls.clone(),
+        });
+        Server::start_with_directory(cfg, directory).await
+    }
+
+    /// [`Server::start`], with `directory` telling where other members serve clients.
+    pub async fn start_with_directory(
+        cfg: ServerConfig,
+        directory: Arc<dyn MemberDirectory>,
+    ) -> Result<Server, StartError> {
         let members = member_ids(&cfg)?;
         let Some(&me) = members
             .iter()
@@ -219,6 +242,7 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let node_task = tokio::spawn(node_loop.run(wait_stop(stop_rx.clone())));
 
+        let forwarder = Arc::new(Forwarder::new(directory, cfg.request_timeout));
         let mut tasks = Vec::new();
         let mut client_addrs = Vec::new();
         for addr in &cfg.listen_client {
@@ -238,11 +262,15 @@ impl Server {
             let incoming = accept_stream(listener);
             let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
+            let lease = LeaseService::server(handle.clone(), forwarder.clone());
+            let watch = WatchService::server(handle.clone(), cfg.max_request_bytes);
             let stop_rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let r = tonic::transport::Server::builder()
                     .add_service(svc)
                     .add_service(maintenance)
+                    .add_service(lease)
+                    .add_service(watch)
                     .serve_with_incoming_shutdown(incoming, wait_stop(stop_rx))
                     .await;
                 if let Err(e) = r {
