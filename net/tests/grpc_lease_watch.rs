@@ -175,7 +175,7 @@ struct Bidi<Req, Resp> {
 
 impl<Req, Resp> Bidi<Req, Resp> {
     async fn send(&self, r: Req) {
-        self.tx.send(r).await.ok().expect("request stream open");
+        assert!(self.tx.send(r).await.is_ok(), "request stream open");
     }
 
     async fn next(&mut self) -> Resp {
