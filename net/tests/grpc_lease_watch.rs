@@ -784,3 +784,49 @@ async fn a_client_that_stops_reading_is_cancelled_with_a_reason() {
     drop(w);
     c.stop().await;
 }
+
+/// A replay larger than the request size limit (1.5 MiB here) reaches a watcher that asked for
+/// `fragment` in parts below the limit, all but the last of each response marked `fragment`;
+/// a watcher that did not ask gets whole responses.
+#[tokio::test]
+async fn large_replays_are_fragmented_when_asked() {
+    use prost::Message as _;
+    let c = cluster(1, "watch-fragment").await;
+    let ch = c.channel(0).await;
+    let mut kv = KvClient::new(ch.clone());
+    let mut watch = WatchClient::new(ch).max_decoding_message_size(usize::MAX);
+    let value = "v".repeat(100 * 1024);
+    for i in 0..30 {
+        put(&mut kv, &format!("f/{i:02}"), &value, 0).await;
+    }
+    for fragment in [true, false] {
+        let mut w = watch_stream(&mut watch).await;
+        w.send(create(pb::WatchCreateRequest {
+            key: "f/".into(),
+            range_end: "f0".into(),
+            start_revision: 1,
+            fragment,
+            ..Default::default()
+        }))
+        .await;
+        assert!(w.next().await.created);
+        let mut keys = Vec::new();
+        let mut parts = Vec::new();
+        while keys.len() < 30 {
+            let r = w.next().await;
+            keys.extend(r.events.iter().map(|e| text(&e.kv.as_ref().unwrap().key)));
+            parts.push((r.fragment, r.encoded_len()));
+        }
+        let want: Vec<String> = (0..30).map(|i| format!("f/{i:02}")).collect();
+        assert_eq!(keys, want);
+        assert!(!parts.last().unwrap().0, "the last part ends the response");
+        if fragment {
+            assert!(parts.iter().any(|p| p.0), "{parts:?}");
+            assert!(parts.iter().all(|p| p.1 < 1536 * 1024), "{parts:?}");
+        } else {
+            assert!(parts.iter().all(|p| !p.0), "{parts:?}");
+            assert!(parts.iter().any(|p| p.1 >= 1536 * 1024), "{parts:?}");
+        }
+    }
+    c.stop().await;
+}
