@@ -242,8 +242,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             clients = ?server.client_addrs,
             "ready to serve"
         );
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        tokio::select! {
+            _ = wait_for_signal() => tracing::info!("shutting down"),
+            _ = server.removed() => tracing::warn!(
+                "the member has been permanently removed from the cluster; shutting down"
+            ),
+        }
         server.shutdown().await;
         Ok(())
     })

@@ -332,6 +332,9 @@ impl Model {
                     events: vec![],
                 })
             }
+            Command::MemberPublish { .. } | Command::MemberUpdate { .. } => {
+                unreachable!("the keyspace model generates no member registry commands")
+            }
         }
     }
 

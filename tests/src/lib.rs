@@ -58,6 +58,8 @@ pub struct Member {
     pub peer_port: u16,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
+    /// Starts with `--initial-cluster-state existing` (a member added to a running cluster).
+    pub joins_existing: bool,
     boots: u32,
     child: Option<Child>,
 }
@@ -88,6 +90,22 @@ impl Member {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -138,21 +156,7 @@ impl ProcessCluster {
     /// Starts `n` members on 127.0.0.1 ..= 127.0.0.n.
     pub fn start(n: u8, tuning: Tuning) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let members = (1..=n)
-            .map(|i| {
-                let ip = Ipv4Addr::new(127, 0, 0, i);
-                Member {
-                    name: format!("n{i}"),
-                    ip,
-                    client_port: free_port(ip),
-                    peer_port: free_port(ip),
-                    data_dir: dir.path().join(format!("n{i}")),
-                    log_path: dir.path().join(format!("n{i}.log")),
-                    boots: 0,
-                    child: None,
-                }
-            })
-            .collect();
+        let members = (1..=n).map(|i| new_member(dir.path(), i, false)).collect();
         let mut c = ProcessCluster {
             members,
             tuning,
@@ -164,7 +168,18 @@ impl ProcessCluster {
         c
     }
 
-    fn initial_cluster(&self) -> String {
+    /// Adds (without starting) a member on the next 127.0.0.x that joins the running cluster
+    /// (`--initial-cluster-state existing`): add it with `MemberAdd` first, then
+    /// [`ProcessCluster::launch`] it. Returns its index.
+    pub fn add_member(&mut self) -> usize {
+        let i = u8::try_from(self.members.len() + 1).expect("at most 254 members");
+        let m = new_member(self._dir.path(), i, true);
+        self.members.push(m);
+        self.members.len() - 1
+    }
+
+    /// `--initial-cluster` as every launch passes it: all members the harness knows.
+    pub fn initial_cluster(&self) -> String {
         self.members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url()))
@@ -193,6 +208,10 @@ impl ProcessCluster {
             .args(["--listen-peer-urls", &m.peer_url()])
             .args(["--initial-advertise-peer-urls", &m.peer_url()])
             .args(["--initial-cluster", &initial])
+            .args([
+                "--initial-cluster-state",
+                if m.joins_existing { "existing" } else { "new" },
+            ])
             .args(["--initial-cluster-token", "e2e"])
             .args(["--heartbeat-interval", &t.heartbeat_ms.to_string()])
             .args(["--election-timeout", &t.election_ms.to_string()])
@@ -216,6 +235,21 @@ impl ProcessCluster {
     }
 }
 
+fn new_member(dir: &Path, i: u8, joins_existing: bool) -> Member {
+    let ip = Ipv4Addr::new(127, 0, 0, i);
+    Member {
+        name: format!("n{i}"),
+        ip,
+        client_port: free_port(ip),
+        peer_port: free_port(ip),
+        data_dir: dir.join(format!("n{i}")),
+        log_path: dir.join(format!("n{i}.log")),
+        joins_existing,
+        boots: 0,
+        child: None,
+    }
+}
+
 impl Drop for ProcessCluster {
     fn drop(&mut self) {
         for m in &mut self.members {
@@ -229,6 +263,7 @@ impl Drop for ProcessCluster {
 pub struct EtcdClient {
     kv: pb::kv_client::KvClient<Channel>,
     maintenance: pb::maintenance_client::MaintenanceClient<Channel>,
+    cluster: pb::cluster_client::ClusterClient<Channel>,
 }
 
 impl EtcdClient {
@@ -276,6 +311,23 @@ impl EtcdClient {
         Ok(self.kv.range(req).await?.into_inner().count)
     }
 
+    /// The member's `Cluster` service client.
+    pub fn cluster(&self) -> pb::cluster_client::ClusterClient<Channel> {
+        self.cluster.clone()
+    }
+
+    /// `MemberList`, linearizable or from the member's current view.
+    pub async fn member_list(
+        &mut self,
+        linearizable: bool,
+    ) -> Result<pb::MemberListResponse, tonic::Status> {
+        Ok(self
+            .cluster
+            .member_list(pb::MemberListRequest { linearizable })
+            .await?
+            .into_inner())
+    }
+
     pub async fn status(&mut self) -> Result<pb::StatusResponse, tonic::Status> {
         Ok(self
             .maintenance
@@ -297,7 +349,8 @@ pub async fn client(url: &str) -> EtcdClient {
             Ok(ch) => {
                 return EtcdClient {
                     kv: pb::kv_client::KvClient::new(ch.clone()),
-                    maintenance: pb::maintenance_client::MaintenanceClient::new(ch),
+                    maintenance: pb::maintenance_client::MaintenanceClient::new(ch.clone()),
+                    cluster: pb::cluster_client::ClusterClient::new(ch),
                 }
             }
             Err(e) if Instant::now() < deadline => {

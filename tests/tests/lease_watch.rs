@@ -1,7 +1,8 @@
 //! Leases and watches on a 3-member cluster of real `sextant` processes: a lease granted at a
-//! follower and kept alive at the leader over one keepalive stream, a key attached to it, a
-//! watcher at the other follower replaying from revision 1 and following live writes, the
-//! lease's TTL and keys, and revoking it deleting the key (seen by the watcher).
+//! follower and kept alive at that follower over one keepalive stream (forwarded to the leader
+//! through the member registry's client URLs), a key attached to it, a watcher at the other
+//! follower replaying from revision 1 and following live writes, the lease's TTL and keys
+//! asked at the follower, and revoking it deleting the key (seen by the watcher).
 
 use std::time::Duration;
 
@@ -63,7 +64,6 @@ async fn leases_and_watches_across_members() {
     }
     let leader = leader.expect("leader is a member");
     let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
-    let leader_ch = channel(&urls[leader]).await;
     let f1_ch = channel(&urls[f1]).await;
     let f2_ch = channel(&urls[f2]).await;
 
@@ -98,7 +98,7 @@ async fn leases_and_watches_across_members() {
         .await
         .expect("grant at a follower")
         .into_inner();
-    let mut kv = KvClient::new(f1_ch);
+    let mut kv = KvClient::new(f1_ch.clone());
     let put = kv
         .put(pb::PutRequest {
             key: "e2e/session".into(),
@@ -117,10 +117,10 @@ async fn leases_and_watches_across_members() {
         (g.id, put.header.unwrap().revision)
     );
 
-    // Keepalives at the leader, over one stream, for longer than the TTL.
+    // Keepalives at a follower, over one stream, for longer than the TTL.
     let (ktx, krx) = mpsc::channel(4);
-    let mut leader_lease = LeaseClient::new(leader_ch);
-    let mut ka = leader_lease
+    let mut follower_lease = LeaseClient::new(f1_ch.clone());
+    let mut ka = follower_lease
         .lease_keep_alive(stream_of(krx))
         .await
         .expect("keepalive")
@@ -133,7 +133,7 @@ async fn leases_and_watches_across_members() {
         assert_eq!((r.id, r.ttl), (g.id, 10));
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    let t = leader_lease
+    let t = follower_lease
         .lease_time_to_live(pb::LeaseTimeToLiveRequest {
             id: g.id,
             keys: true,

@@ -37,6 +37,18 @@ pub enum Command {
     LeaseCheckpoint {
         checkpoints: Vec<LeaseCheckpoint>,
     },
+    /// A member announces its name and client URLs (etcd's `publish`); changes the member
+    /// registry ([`crate::members`]), not the keyspace (no revision).
+    MemberPublish {
+        id: u64,
+        name: String,
+        client_urls: Vec<String>,
+    },
+    /// A member's new peer URLs (etcd's `MemberUpdate`); no revision.
+    MemberUpdate {
+        id: u64,
+        peer_urls: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +114,8 @@ pub enum CommandResult {
     },
     LeaseRevoke,
     LeaseCheckpoint,
+    MemberPublish,
+    MemberUpdate,
 }
 
 /// The outcome of applying one command.

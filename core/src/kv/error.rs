@@ -64,6 +64,9 @@ pub enum KvError {
     /// [`super::KvStore::txn_read`] was given a txn that writes.
     #[error("txn writes; it must be applied through the log")]
     TxnNotReadOnly,
+    /// A member registry command was refused ([`crate::members::MemberError`]).
+    #[error(transparent)]
+    Member(#[from] crate::members::MemberError),
 }
 
 /// Why a snapshot could not be restored.

@@ -4,6 +4,9 @@
 
 use bytes::Bytes;
 
+use crate::conf::ConfChange;
+use crate::members::MemberRegistry;
+
 use super::history::{HistoryBatch, HistoryRequest};
 use super::lease_table::{LeaseInfo, LeaseTable, LeaseTtl};
 use super::mvcc::Mvcc;
@@ -20,6 +23,7 @@ use super::{
 pub struct KvStore {
     mvcc: Mvcc,
     leases: LeaseTable,
+    members: MemberRegistry,
     /// Member configuration, not replicated state: not in snapshots.
     limits: KvLimits,
 }
@@ -121,6 +125,16 @@ impl KvStore {
         self.leases.records().collect()
     }
 
+    /// The member registry (etcd's membership store), replicated with the keyspace.
+    pub fn members(&self) -> &MemberRegistry {
+        &self.members
+    }
+
+    /// Applies a membership change entry from the log to the member registry.
+    pub fn apply_conf_change(&mut self, cc: &ConfChange) {
+        self.members.apply_conf_change(cc);
+    }
+
     /// Applies one command from the log. Refused commands change nothing (and bump no
     /// revision); the answer is the same on every replica.
     pub fn apply(&mut self, cmd: &Command) -> Result<Applied, KvError> {
@@ -175,6 +189,18 @@ impl KvStore {
                 }
                 Ok(unchanged(current, CommandResult::LeaseCheckpoint))
             }
+            Command::MemberPublish {
+                id,
+                name,
+                client_urls,
+            } => {
+                self.members.publish(*id, name, client_urls)?;
+                Ok(unchanged(current, CommandResult::MemberPublish))
+            }
+            Command::MemberUpdate { id, peer_urls } => {
+                self.members.update_peer_urls(*id, peer_urls)?;
+                Ok(unchanged(current, CommandResult::MemberUpdate))
+            }
         }
     }
 
@@ -194,10 +220,10 @@ impl KvStore {
         })
     }
 
-    /// The whole state (history since the compaction point, leases), deterministically
-    /// encoded.
+    /// The whole state (history since the compaction point, leases, member registry),
+    /// deterministically encoded.
     pub fn snapshot(&self) -> Bytes {
-        snapshot::encode(&self.mvcc, &self.leases)
+        snapshot::encode(&self.mvcc, &self.leases, &self.members)
     }
 
     /// The store a [`KvStore::snapshot`] was taken of (empty data: a fresh store), with the
@@ -206,10 +232,11 @@ impl KvStore {
         if data.is_empty() {
             return Ok(KvStore::default());
         }
-        let (mvcc, leases) = snapshot::decode(data)?;
+        let (mvcc, leases, members) = snapshot::decode(data)?;
         Ok(KvStore {
             mvcc,
             leases,
+            members,
             limits: KvLimits::default(),
         })
     }

@@ -23,6 +23,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
 
+use super::cluster::FORWARDED_HEADER;
 use super::pb::etcdserverpb as pb;
 use super::pb::etcdserverpb::lease_client::LeaseClient;
 
@@ -32,9 +33,6 @@ pub trait MemberDirectory: Send + Sync {
     /// The client URLs (`http://host:port`) member `id` advertises; empty when unknown.
     fn client_urls(&self, id: NodeId) -> Vec<String>;
 }
-
-/// gRPC metadata key marking a request forwarded by another member.
-pub const FORWARDED_HEADER: &str = "sextant-forwarded";
 
 /// Keepalives waiting to be relayed on one relay stream (one is in flight at a time).
 const RELAY_QUEUE: usize = 4;

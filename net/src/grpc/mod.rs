@@ -1,6 +1,7 @@
 //! The etcd v3 gRPC API over tonic (real tokio only; the simulator drives the node loop
 //! directly). The generated types keep etcd's package names, so every etcd client works.
 
+mod cluster;
 mod convert;
 mod forward;
 mod kv;
@@ -9,7 +10,8 @@ mod maintenance;
 mod status;
 mod watch;
 
-pub use forward::{ForwardError, Forwarder, KeepAliveRelay, MemberDirectory, FORWARDED_HEADER};
+pub use cluster::{ClusterService, FORWARDED_HEADER};
+pub use forward::{ForwardError, Forwarder, KeepAliveRelay, MemberDirectory};
 pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
 pub use lease::LeaseService;
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};

@@ -9,7 +9,11 @@ use sextant_core::kv::{
 };
 use sextant_core::NodeId;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::members::{
+    Member, MemberChange, MemberChanged, MemberError, MemberList, MembershipView,
+};
 
 /// etcd's response header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +107,9 @@ pub enum ClientError {
     /// The request was refused by the cluster's rules (e.g. an invalid membership change).
     #[error("refused: {0}")]
     Refused(String),
+    /// A membership change was refused by etcd's rules (see [`MemberError`]).
+    #[error(transparent)]
+    Member(#[from] MemberError),
 }
 
 pub(crate) enum ClientRequest {
@@ -149,6 +156,16 @@ pub(crate) enum ClientRequest {
     LeaseLeases {
         reply: oneshot::Sender<Result<LeaseList, ClientError>>,
     },
+    MemberChange {
+        change: MemberChange,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<MemberChanged, ClientError>>,
+    },
+    MemberList {
+        linearizable: bool,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<MemberList, ClientError>>,
+    },
     Watch(super::watch_stream::WatchRequest),
 }
 
@@ -160,6 +177,7 @@ pub struct NodeHandle {
     pub(crate) cluster_id: u64,
     pub(crate) timeout: Duration,
     pub(crate) view: super::raft_view::RaftView,
+    pub(crate) membership: watch::Receiver<MembershipView>,
 }
 
 impl NodeHandle {
@@ -189,6 +207,29 @@ impl NodeHandle {
     /// How long the node waits for a request before answering `Timeout`.
     pub fn request_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Every member as this member sees it now: attributes (name, peer and client URLs) from
+    /// its applied member registry, learner flags from its Raft configuration. Answered at
+    /// once, without a round trip to the node loop (see [`NodeHandle::member_list`] for a
+    /// linearizable list). Members that have not started yet have no name or client URLs.
+    pub fn members(&self) -> Vec<Member> {
+        self.membership.borrow().members.clone()
+    }
+
+    /// The leader this member knows of, with its attributes (e.g. its client URLs, to forward
+    /// a request that only the leader serves). `None` while no leader is known, or before the
+    /// leader's membership entry is applied here.
+    pub fn leader_member(&self) -> Option<Member> {
+        let view = self.membership.borrow();
+        let leader = view.leader?;
+        view.member(leader).cloned()
+    }
+
+    /// The membership view, updated whenever the member list, the Raft configuration or the
+    /// leader changes; `removed` turns true when this member applied its own removal.
+    pub fn membership(&self) -> watch::Receiver<MembershipView> {
+        self.membership.clone()
     }
 
     async fn call<T>(
@@ -264,6 +305,61 @@ impl NodeHandle {
     ) -> Result<sextant_core::Index, ClientError> {
         self.call(|reply| ClientRequest::ChangeMembership { change, reply })
             .await
+    }
+
+    /// etcd's `MemberAdd`, `MemberRemove`, `MemberPromote`: decided by this member, which
+    /// must be the leader (others answer `NotLeader`), and answered once the change is
+    /// applied here. Refusals are [`ClientError::Member`].
+    pub async fn change_member(&self, change: MemberChange) -> Result<MemberChanged, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::MemberChange {
+            change,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// etcd's `MemberList`: linearizable (after a ReadIndex, from the state applied up to it)
+    /// or this member's current view.
+    pub async fn member_list(&self, linearizable: bool) -> Result<MemberList, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::MemberList {
+            linearizable,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// etcd's `MemberUpdate`: new peer URLs for member `id`, through the log (any member may
+    /// propose it). Unknown members and URLs another member uses are refused by the state
+    /// machine (`Kv(Member(..))`).
+    pub async fn member_update(
+        &self,
+        id: NodeId,
+        peer_urls: Vec<String>,
+    ) -> Result<Header, ClientError> {
+        let out = self.write(Command::MemberUpdate { id, peer_urls }).await?;
+        Ok(out.header)
+    }
+
+    /// etcd's `publish`: records this member's name and client URLs in the registry, through
+    /// the log.
+    pub async fn member_publish(
+        &self,
+        name: String,
+        client_urls: Vec<String>,
+    ) -> Result<Header, ClientError> {
+        let id = self.member_id;
+        let out = self
+            .write(Command::MemberPublish {
+                id,
+                name,
+                client_urls,
+            })
+            .await?;
+        Ok(out.header)
     }
 
     /// etcd's `Compact`: drops history below `revision`, through the log. Compacted and future

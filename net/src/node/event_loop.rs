@@ -20,6 +20,7 @@ use super::clock::Clock;
 use super::command::{LogCommand, RequestId};
 use super::compaction::Compaction;
 use super::leases::Leases;
+use super::members::{MemberList, Membership};
 use super::raft_view::RaftView;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
 use super::watches::Watches;
@@ -139,6 +140,9 @@ enum ReadOp {
         req: TxnRequest,
         reply: oneshot::Sender<Result<TxnReadOutcome, ClientError>>,
     },
+    Members {
+        reply: oneshot::Sender<Result<MemberList, ClientError>>,
+    },
 }
 
 impl ReadOp {
@@ -148,6 +152,9 @@ impl ReadOp {
                 let _ = reply.send(Err(err));
             }
             ReadOp::Txn { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ReadOp::Members { reply } => {
                 let _ = reply.send(Err(err));
             }
         }
@@ -189,6 +196,7 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) leases: Leases,
     pub(super) watches: Watches,
     pub(super) compaction: Compaction,
+    pub(super) membership: Membership,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
     /// Term and leader as last published to handles.
@@ -234,12 +242,14 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let compaction = Compaction::new(cfg.auto_compaction, 0);
         let view = RaftView::default();
         view.publish(raft.term(), raft.leader());
+        let (membership, membership_rx) = Membership::new();
         let handle = NodeHandle {
             tx,
             member_id: raft.id(),
             cluster_id: cfg.cluster_id,
             timeout: cfg.request_timeout,
             view: view.clone(),
+            membership: membership_rx,
         };
         let last_snapshot_index = raft.latest_snapshot().map_or(0, |s| s.meta.index);
         let node = NodeLoop {
@@ -270,6 +280,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             leases,
             watches,
             compaction,
+            membership,
             logged_role: (RoleKind::Follower, 0, None),
             view,
             observer: None,
@@ -390,6 +401,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let retry = std::mem::take(&mut self.reads_retry);
         self.reads_new.extend(retry);
         self.expire_requests();
+        self.expire_member_changes();
         self.lease_tick();
         self.compaction_tick();
         self.watches.tick(self.now_ms());
@@ -489,6 +501,16 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 reply,
             } => self.on_lease_time_to_live(id, keys, timeout, reply),
             ClientRequest::LeaseLeases { reply } => self.on_lease_leases(reply),
+            ClientRequest::MemberChange {
+                change,
+                timeout,
+                reply,
+            } => self.on_member_change(change, timeout, reply),
+            ClientRequest::MemberList {
+                linearizable,
+                timeout,
+                reply,
+            } => self.on_read(ReadOp::Members { reply }, !linearizable, timeout),
             ClientRequest::Watch(req) => {
                 let now = self.now_ms();
                 self.watches.on_request(req, now);
@@ -634,6 +656,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 });
                 let _ = reply.send(out.map_err(ClientError::from));
             }
+            ReadOp::Members { reply } => {
+                let _ = reply.send(Ok(MemberList {
+                    header: self.header(self.kv.revision()),
+                    members: self.member_list(),
+                }));
+            }
         }
     }
 
@@ -739,6 +767,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.serve_lease_queries();
         self.watches.pump(&self.kv);
         self.maybe_snapshot();
+        self.publish_membership();
         self.log_role_change();
         if let Some(observe) = &mut self.observer {
             observe(&self.raft, &self.kv, self.kv_applied);
@@ -793,6 +822,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                     self.last_snapshot_index = snap.meta.index;
                     self.snapshots_installed += 1;
                     self.watches.restored(self.kv.revision());
+                    self.membership.registry_changed();
                 }
                 Err(e) => {
                     self.fail(format!("snapshot from the leader cannot be restored: {e}"));
@@ -803,8 +833,13 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         for e in rd.committed {
             self.kv_applied = e.index;
             self.applied_term = e.term;
-            if let EntryPayload::Normal(data) = &e.payload {
-                self.apply(e.index, data);
+            match &e.payload {
+                EntryPayload::Normal(data) => self.apply(e.index, data),
+                EntryPayload::ConfChange(cc) => {
+                    self.kv.apply_conf_change(cc);
+                    self.member_change_applied(e.index, e.term, cc);
+                }
+                _ => {}
             }
         }
         for rs in rd.read_states {
@@ -821,6 +856,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         };
         let result = self.kv.apply(&lc.cmd);
+        if matches!(
+            lc.cmd,
+            Command::MemberPublish { .. } | Command::MemberUpdate { .. }
+        ) {
+            self.membership.registry_changed();
+        }
         if let Ok(applied) = &result {
             self.watches.applied(applied.revision, &applied.events);
         }

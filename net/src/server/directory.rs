@@ -1,24 +1,22 @@
-//! The [`MemberDirectory`] a server uses when none is given: what this member knows on its
-//! own, its advertised client URLs. Other members' client URLs resolve once the replicated
-//! member registry provides them; until then a follower cannot forward leader-only lease
-//! requests and answers them "cannot forward to the leader" (Unavailable), so clients retry
-//! at another member.
+//! The [`MemberDirectory`] a server uses unless given another: the member registry as this
+//! member has applied it ([`NodeHandle::members`]), so a follower forwards leader-only lease
+//! requests to the client URLs the leader published.
 
 use sextant_core::NodeId;
 
 use crate::grpc::MemberDirectory;
+use crate::node::NodeHandle;
 
-pub struct LocalDirectory {
-    pub member_id: NodeId,
-    pub client_urls: Vec<String>,
-}
+pub struct RegistryDirectory(pub NodeHandle);
 
-impl MemberDirectory for LocalDirectory {
+impl MemberDirectory for RegistryDirectory {
+    /// Empty until the member has started and published its client URLs.
     fn client_urls(&self, id: NodeId) -> Vec<String> {
-        if id == self.member_id {
-            self.client_urls.clone()
-        } else {
-            Vec::new()
-        }
+        self.0
+            .members()
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| m.client_urls)
+            .unwrap_or_default()
     }
 }

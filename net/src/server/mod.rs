@@ -5,6 +5,7 @@
 
 mod directory;
 mod identity;
+mod membership;
 mod urls;
 
 use std::collections::BTreeMap;
@@ -19,12 +20,13 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use directory::LocalDirectory;
+pub use directory::RegistryDirectory;
 pub use identity::{cluster_id, member_id, Identity};
 pub use urls::{parse_url_list, resolve_listen, UrlError};
 
 use crate::grpc::{
-    Forwarder, KvService, LeaseService, MaintenanceService, MemberDirectory, WatchService,
+    ClusterService, Forwarder, KvService, LeaseService, MaintenanceService, MemberDirectory,
+    WatchService,
 };
 use crate::node::{
     spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
@@ -126,6 +128,8 @@ pub struct Server {
     pub client_addrs: Vec<SocketAddr>,
     pub peer_addr: SocketAddr,
     stop: watch::Sender<bool>,
+    /// Turns true when this member was removed from the cluster.
+    removed: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
     node_task: JoinHandle<()>,
     storage_thread: std::thread::JoinHandle<()>,
@@ -133,26 +137,25 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the data dir and starts everything, resolving other members' client URLs (to
-    /// forward leader-only lease requests) with a [`LocalDirectory`]. Must run inside a tokio
-    /// runtime.
+    /// Opens the data dir and starts everything. Leader-only lease requests are forwarded to
+    /// the client URLs in the member registry ([`RegistryDirectory`]). Must run inside a
+    /// tokio runtime.
     pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
-        let members = member_ids(&cfg)?;
-        let me = members
-            .iter()
-            .find(|(_, name)| **name == cfg.name)
-            .map_or(0, |(id, _)| *id);
-        let directory = Arc::new(LocalDirectory {
-            member_id: me,
-            client_urls: cfg.advertise_client_urls.clone(),
-        });
-        Server::start_with_directory(cfg, directory).await
+        Server::start_inner(cfg, None).await
     }
 
-    /// [`Server::start`], with `directory` telling where other members serve clients.
+    /// [`Server::start`], with `directory` telling where other members serve clients instead
+    /// of the member registry.
     pub async fn start_with_directory(
         cfg: ServerConfig,
         directory: Arc<dyn MemberDirectory>,
+    ) -> Result<Server, StartError> {
+        Server::start_inner(cfg, Some(directory)).await
+    }
+
+    async fn start_inner(
+        cfg: ServerConfig,
+        directory: Option<Arc<dyn MemberDirectory>>,
     ) -> Result<Server, StartError> {
         let members = member_ids(&cfg)?;
         let Some(&me) = members
@@ -165,7 +168,15 @@ impl Server {
                 cfg.name
             )));
         };
-        let cid = cluster_id(&cfg.initial_cluster_token, members.keys().copied());
+        // A member that joined an existing cluster keeps the id it learned then; a new
+        // member of one asks a peer (the id derives from the initial members).
+        let cid = match identity::read(&cfg.data_dir)? {
+            Some(found) => found.cluster_id,
+            None if cfg.initial_cluster_state == ClusterState::Existing => {
+                membership::discover(&cfg, &members, me).await?
+            }
+            None => cluster_id(&cfg.initial_cluster_token, members.keys().copied()),
+        };
         identity::check_or_write(
             &cfg.data_dir,
             &Identity {
@@ -190,7 +201,9 @@ impl Server {
         let (raft, kv, applied) = if fresh && cfg.initial_cluster_state == ClusterState::New {
             let voters: Vec<NodeId> = members.keys().copied().collect();
             tracing::info!(member = me, ?voters, "bootstrapping a new cluster");
-            (Raft::bootstrap(raft_cfg, &voters)?, KvStore::new(), 0)
+            let context = membership::bootstrap_context(&cfg, &members);
+            let raft = Raft::bootstrap_with_context(raft_cfg, &voters, context)?;
+            (raft, KvStore::new(), 0)
         } else {
             let state = recovered.state;
             let (kv, applied) = match &state.snapshot {
@@ -242,6 +255,7 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let node_task = tokio::spawn(node_loop.run(wait_stop(stop_rx.clone())));
 
+        let directory = directory.unwrap_or_else(|| Arc::new(RegistryDirectory(handle.clone())));
         let forwarder = Arc::new(Forwarder::new(directory, cfg.request_timeout));
         let mut tasks = Vec::new();
         let mut client_addrs = Vec::new();
@@ -264,6 +278,7 @@ impl Server {
             let maintenance = MaintenanceService::server(handle.clone());
             let lease = LeaseService::server(handle.clone(), forwarder.clone());
             let watch = WatchService::server(handle.clone(), cfg.max_request_bytes);
+            let cluster = ClusterService::server(handle.clone(), cfg.initial_cluster_token.clone());
             let stop_rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let r = tonic::transport::Server::builder()
@@ -271,6 +286,7 @@ impl Server {
                     .add_service(maintenance)
                     .add_service(lease)
                     .add_service(watch)
+                    .add_service(cluster)
                     .serve_with_incoming_shutdown(incoming, wait_stop(stop_rx))
                     .await;
                 if let Err(e) = r {
@@ -279,6 +295,20 @@ impl Server {
             }));
             tracing::info!(%local, "serving etcd v3 clients");
         }
+        let (removed_tx, removed) = watch::channel(false);
+        tasks.push(membership::spawn_publish(
+            handle.clone(),
+            cfg.name.clone(),
+            cfg.advertise_client_urls.clone(),
+            stop_rx.clone(),
+        ));
+        tasks.push(membership::spawn_follow(
+            handle.clone(),
+            transport.clone(),
+            cid,
+            stop_rx.clone(),
+            removed_tx,
+        ));
         tracing::info!(member = me, cluster = cid, %peer_addr, "member started");
         Ok(Server {
             member_id: me,
@@ -287,11 +317,22 @@ impl Server {
             client_addrs,
             peer_addr,
             stop,
+            removed,
             tasks,
             node_task,
             storage_thread,
             transport,
         })
+    }
+
+    /// Completes when this member has been removed from the cluster (it applied its removal,
+    /// or the other members no longer list it): the caller should [`Server::shutdown`] it.
+    pub async fn removed(&self) {
+        let mut rx = self.removed.clone();
+        if rx.wait_for(|removed| *removed).await.is_err() {
+            // The membership task ended without a removal (the server is stopping).
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Stops serving clients, stops the node loop, lets the storage thread finish its last

@@ -60,6 +60,8 @@ pub mod handshake;
 #[cfg(not(madsim))]
 mod backoff;
 #[cfg(not(madsim))]
+mod discover;
+#[cfg(not(madsim))]
 mod listener;
 #[cfg(not(madsim))]
 mod peer;
@@ -68,6 +70,8 @@ mod stats;
 #[cfg(not(madsim))]
 mod tcp;
 
+#[cfg(not(madsim))]
+pub use discover::discover_cluster_id;
 pub use error::{
     ConnectionError, DialError, EncodeError, FrameError, HandshakeError, SendError, SetPeerError,
     StartError,
