@@ -4,18 +4,24 @@
 mod cluster;
 mod convert;
 mod election;
+mod forward;
 mod kv;
+mod lease;
 mod lock;
 mod maintenance;
 mod recipe_status;
 mod status;
+mod watch;
 
 pub use cluster::{ClusterService, FORWARDED_HEADER};
 pub use election::ElectionService;
+pub use forward::{ForwardError, Forwarder, KeepAliveRelay, MemberDirectory};
 pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
+pub use lease::LeaseService;
 pub use lock::LockService;
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
 pub use status::to_status;
+pub use watch::WatchService;
 
 /// Generated etcd v3 types and services.
 #[allow(clippy::all, missing_docs, rustdoc::all)]

@@ -30,6 +30,12 @@ pub fn to_status(e: ClientError) -> Status {
     }
 }
 
+/// etcd's `ErrGRPCLeaderChanged`: a request forwarded to the leader reached a member that no
+/// longer leads. Unavailable, so clients retry.
+pub fn leader_changed() -> Status {
+    Status::new(Code::Unavailable, "etcdserver: leader changed")
+}
+
 /// etcd's gRPC code and message for each membership refusal (`rpctypes/error.go`, mapped as
 /// etcd's `v3rpc` maps its membership errors).
 fn member_status(e: MemberError) -> Status {

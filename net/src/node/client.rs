@@ -177,6 +177,7 @@ pub struct NodeHandle {
     pub(crate) member_id: NodeId,
     pub(crate) cluster_id: u64,
     pub(crate) timeout: Duration,
+    pub(crate) view: super::raft_view::RaftView,
     pub(crate) membership: watch::Receiver<MembershipView>,
 }
 
@@ -187,6 +188,26 @@ impl NodeHandle {
 
     pub fn cluster_id(&self) -> u64 {
         self.cluster_id
+    }
+
+    /// The member's current Raft term (as of the loop's last batch of work).
+    pub fn raft_term(&self) -> u64 {
+        self.view.term()
+    }
+
+    /// The leader this member currently knows, if any (itself when it leads).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.view.leader()
+    }
+
+    /// Completes once the node loop has stopped (requests would answer `Stopped`).
+    pub async fn stopped(&self) {
+        self.tx.closed().await
+    }
+
+    /// How long the node waits for a request before answering `Timeout`.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Every member as this member sees it now: attributes (name, peer and client URLs) from
@@ -210,11 +231,6 @@ impl NodeHandle {
     /// leader changes; `removed` turns true when this member applied its own removal.
     pub fn membership(&self) -> watch::Receiver<MembershipView> {
         self.membership.clone()
-    }
-
-    /// How long a request may wait for a leader, replication and apply on this member.
-    pub fn request_timeout(&self) -> Duration {
-        self.timeout
     }
 
     async fn call<T>(

@@ -22,6 +22,7 @@ use super::compaction::Compaction;
 use super::leases::Leases;
 use super::maintenance::Maintenance;
 use super::members::{MemberList, Membership};
+use super::raft_view::RaftView;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
 use super::watches::Watches;
 
@@ -200,6 +201,8 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) maintenance: Maintenance,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
+    /// Term and leader as last published to handles.
+    view: RaftView,
     observer: Option<Observer>,
 }
 
@@ -239,12 +242,15 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             kv.revision(),
         );
         let compaction = Compaction::new(cfg.auto_compaction, 0);
+        let view = RaftView::default();
+        view.publish(raft.term(), raft.leader());
         let (membership, membership_rx) = Membership::new();
         let handle = NodeHandle {
             tx,
             member_id: raft.id(),
             cluster_id: cfg.cluster_id,
             timeout: cfg.request_timeout,
+            view: view.clone(),
             membership: membership_rx,
         };
         let last_snapshot_index = raft.latest_snapshot().map_or(0, |s| s.meta.index);
@@ -279,6 +285,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             membership,
             maintenance: Maintenance::default(),
             logged_role: (RoleKind::Follower, 0, None),
+            view,
             observer: None,
         };
         (node, handle)
@@ -811,6 +818,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         }
         let (role, term, leader) = now;
+        self.view.publish(term, leader);
         if role == RoleKind::Leader {
             tracing::info!(term, "became leader");
         } else if leader != self.logged_role.2 || role != self.logged_role.0 {

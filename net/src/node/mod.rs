@@ -31,6 +31,7 @@ mod event_loop;
 mod leases;
 mod maintenance;
 mod members;
+mod raft_view;
 mod storage_io;
 mod watch_stream;
 mod watches;

@@ -146,6 +146,11 @@ impl WatchSender {
         self.guard.stream
     }
 
+    /// Completes once the node loop has stopped.
+    pub async fn stopped(&self) {
+        self.guard.tx.closed().await
+    }
+
     async fn send(&self, req: WatchRequest) -> Result<(), ClientError> {
         self.guard
             .tx

@@ -3,6 +3,7 @@
 //! listeners; and take it all down again cleanly. The `sextant` binary turns flags and a
 //! config file into a [`ServerConfig`] and calls [`Server::start`].
 
+mod directory;
 mod identity;
 mod membership;
 mod restore;
@@ -21,11 +22,15 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use directory::RegistryDirectory;
 pub use identity::{cluster_id, member_id, Identity};
 pub use restore::{restore_snapshot, RestoreError, RestoreOptions, Restored};
 pub use urls::{parse_url_list, resolve_listen, UrlError};
 
-use crate::grpc::{ClusterService, ElectionService, KvService, LockService, MaintenanceService};
+use crate::grpc::{
+    ClusterService, ElectionService, Forwarder, KvService, LeaseService, LockService,
+    MaintenanceService, MemberDirectory, WatchService,
+};
 use crate::node::{
     spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
 };
@@ -138,8 +143,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the data dir and starts everything. Must run inside a tokio runtime.
+    /// Opens the data dir and starts everything. Leader-only lease requests are forwarded to
+    /// the client URLs in the member registry ([`RegistryDirectory`]). Must run inside a
+    /// tokio runtime.
     pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+        Server::start_inner(cfg, None).await
+    }
+
+    /// [`Server::start`], with `directory` telling where other members serve clients instead
+    /// of the member registry.
+    pub async fn start_with_directory(
+        cfg: ServerConfig,
+        directory: Arc<dyn MemberDirectory>,
+    ) -> Result<Server, StartError> {
+        Server::start_inner(cfg, Some(directory)).await
+    }
+
+    async fn start_inner(
+        cfg: ServerConfig,
+        directory: Option<Arc<dyn MemberDirectory>>,
+    ) -> Result<Server, StartError> {
         let members = member_ids(&cfg)?;
         let Some(&me) = members
             .iter()
@@ -238,6 +261,8 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let node_task = tokio::spawn(node_loop.run(wait_stop(stop_rx.clone())));
 
+        let directory = directory.unwrap_or_else(|| Arc::new(RegistryDirectory(handle.clone())));
+        let forwarder = Arc::new(Forwarder::new(directory, cfg.request_timeout));
         let mut tasks = Vec::new();
         let mut client_addrs = Vec::new();
         for addr in &cfg.listen_client {
@@ -257,6 +282,8 @@ impl Server {
             let incoming = accept_stream(listener);
             let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
+            let lease = LeaseService::server(handle.clone(), forwarder.clone());
+            let watch = WatchService::server(handle.clone(), cfg.max_request_bytes);
             let cluster = ClusterService::server(handle.clone(), cfg.initial_cluster_token.clone());
             let lock = LockService::server(handle.clone());
             let election = ElectionService::server(handle.clone());
@@ -265,6 +292,8 @@ impl Server {
                 let r = tonic::transport::Server::builder()
                     .add_service(svc)
                     .add_service(maintenance)
+                    .add_service(lease)
+                    .add_service(watch)
                     .add_service(cluster)
                     .add_service(lock)
                     .add_service(election)
