@@ -1,5 +1,6 @@
-//! The `sextant` binary.
+//! The `sextant` binary: the server, and etcdctl's client subcommands.
 
+mod client;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -11,6 +12,8 @@ use clap::{Parser, Subcommand};
     about = "A Raft-based configuration and coordination service speaking the etcd v3 API"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: client::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,11 +22,24 @@ struct Cli {
 enum Command {
     /// Run a member (a single node by default, or one member of a cluster).
     Server(Box<server::ServerArgs>),
+    /// Save (and restore) snapshots of the key-value store.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Stream a snapshot from one endpoint into FILE (atomically).
+    Save(client::snapshot::SaveArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::run(*args),
+        Command::Snapshot(SnapshotCommand::Save(args)) => client::snapshot::save(&cli.client, args),
+        Command::Client(cmd) => client::run(&cli.client, cmd),
     }
 }
