@@ -158,9 +158,11 @@ pub fn parse_compare(line_no: usize, line: &str) -> Result<pb::Compare, TxnParse
             CompareTarget::Lease,
             TargetUnion::Lease(int("lease id", 16)?),
         ),
-        other => return Err(bad(format!(
+        other => {
+            return Err(bad(format!(
             "unknown target {other:?}, want c, create, m, mod, val, value, ver, version or lease"
-        ))),
+        )))
+        }
     };
     Ok(pb::Compare {
         result: result.into(),
