@@ -124,7 +124,7 @@ pub async fn alarm(conn: &Connection, cmd: AlarmCommand) -> anyhow::Result<()> {
         AlarmCommand::Disarm => {
             // clientv3's AlarmDisarm of "everything": deactivate each listed alarm.
             let mut disarmed = pb::AlarmResponse {
-                header: list.header.clone(),
+                header: list.header,
                 alarms: Vec::new(),
             };
             for a in &list.alarms {
