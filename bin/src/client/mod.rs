@@ -160,12 +160,13 @@ where
     }
 }
 
-/// A gRPC status prints as its message (`etcdserver: key not found`), like etcdctl; other
-/// errors with their causes on one line.
+/// An etcd server error prints as its message (`etcdserver: key not found`), as etcdctl
+/// prints the errors it knows; any other gRPC status in gRPC-Go's form (`rpc error: code =
+/// Unimplemented desc = …`); other errors with their causes on one line.
 fn error_message(e: &anyhow::Error) -> String {
     match e.downcast_ref::<tonic::Status>() {
-        Some(s) if s.message().is_empty() => format!("{:?}", s.code()),
-        Some(s) => s.message().to_string(),
+        Some(s) if s.message().starts_with("etcdserver: ") => s.message().to_string(),
+        Some(s) => format!("rpc error: code = {:?} desc = {}", s.code(), s.message()),
         None => format!("{e:#}"),
     }
 }
