@@ -1,5 +1,6 @@
-//! The `sextant` binary.
+//! The `sextant` binary: the server, and etcdctl's client subcommands.
 
+mod client;
 mod server;
 mod snapshot_restore;
 
@@ -12,6 +13,8 @@ use clap::{Parser, Subcommand};
     about = "A Raft-based configuration and coordination service speaking the etcd v3 API"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: client::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,15 +23,27 @@ struct Cli {
 enum Command {
     /// Run a member (a single node by default, or one member of a cluster).
     Server(Box<server::ServerArgs>),
-    /// Snapshot files: restore one into a new cluster's data dir.
+    /// Save (and restore) snapshots of the key-value store.
     #[command(subcommand)]
-    Snapshot(snapshot_restore::SnapshotCommand),
+    Snapshot(SnapshotCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Stream a snapshot from one endpoint into FILE (atomically).
+    Save(client::snapshot::SaveArgs),
+    /// Write a new member's data dir from a snapshot file (disaster recovery).
+    Restore(snapshot_restore::RestoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::run(*args),
-        Command::Snapshot(cmd) => snapshot_restore::run(cmd),
+        Command::Snapshot(SnapshotCommand::Save(args)) => client::snapshot::save(&cli.client, args),
+        Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot_restore::restore(args),
+        Command::Client(cmd) => client::run(&cli.client, cmd),
     }
 }

@@ -7,16 +7,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Args;
 use sextant_net::server::{parse_url_list, restore_snapshot, RestoreOptions};
 
 use crate::server::parse_initial_cluster;
-
-#[derive(Subcommand, Debug)]
-pub enum SnapshotCommand {
-    /// Write a new member's data dir from a snapshot file (disaster recovery).
-    Restore(RestoreArgs),
-}
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -39,13 +33,7 @@ pub struct RestoreArgs {
     initial_advertise_peer_urls: String,
 }
 
-pub fn run(cmd: SnapshotCommand) -> anyhow::Result<()> {
-    match cmd {
-        SnapshotCommand::Restore(args) => restore(args),
-    }
-}
-
-fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let advertise = parse_url_list(&args.initial_advertise_peer_urls)
         .context("--initial-advertise-peer-urls")?;
     let initial_cluster = match &args.initial_cluster {

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod cli;
+
 use sextant_net::grpc::pb::etcdserverpb as pb;
 use tonic::transport::{Channel, Endpoint};
 

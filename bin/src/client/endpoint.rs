@@ -1,0 +1,213 @@
+//! `sextant endpoint status|health`: asks every endpoint (or with `--cluster`, every
+//! member's client URLs from the member list) for its status or health, printed as etcdctl
+//! prints them.
+
+use std::time::Instant;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use sextant_net::grpc::pb::etcdserverpb as pb;
+use sextant_net::grpc::pb::etcdserverpb::{
+    alarm_request::AlarmAction, kv_client::KvClient, maintenance_client::MaintenanceClient,
+    AlarmType,
+};
+
+use super::json::{self, Obj};
+use super::output::{go_duration, humanize_bytes};
+use super::{member, Connection};
+
+#[derive(Subcommand, Debug)]
+pub enum EndpointCommand {
+    /// Status of each endpoint (member id, version, db size, leadership, raft indexes).
+    Status(EndpointArgs),
+    /// Whether each endpoint can commit a read and has no active alarm.
+    Health(EndpointArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EndpointArgs {
+    /// Use every member's client URLs from the member list instead of `--endpoints`.
+    #[arg(long)]
+    pub cluster: bool,
+}
+
+/// The endpoints to ask: the given ones, or every member's client URLs.
+pub async fn targets(conn: &Connection, cluster: bool) -> anyhow::Result<Vec<String>> {
+    if !cluster {
+        return Ok(conn.endpoints().to_vec());
+    }
+    let members = member::list(conn).await?;
+    let mut urls: Vec<String> = members
+        .members
+        .iter()
+        .flat_map(|m| m.client_ur_ls.iter().cloned())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    Ok(urls)
+}
+
+pub async fn run(conn: &Connection, cmd: EndpointCommand) -> anyhow::Result<()> {
+    match cmd {
+        EndpointCommand::Status(a) => status(conn, &targets(conn, a.cluster).await?).await,
+        EndpointCommand::Health(a) => health(conn, &targets(conn, a.cluster).await?).await,
+    }
+}
+
+/// One endpoint's status.
+pub async fn status_of(conn: &Connection, url: &str) -> anyhow::Result<pb::StatusResponse> {
+    let mut m = MaintenanceClient::new(conn.connect(url).await?);
+    conn.call(m.status(pb::StatusRequest {})).await
+}
+
+/// etcdctl's row: endpoint, ID, version, db size, is leader, is learner, raft term, raft
+/// index, raft applied index, errors.
+pub fn status_row(url: &str, s: &pb::StatusResponse) -> String {
+    let member_id = s.header.as_ref().map_or(0, |h| h.member_id);
+    format!(
+        "{url}, {member_id:x}, {}, {}, {}, {}, {}, {}, {}, {}",
+        s.version,
+        humanize_bytes(s.db_size.max(0) as u64),
+        s.leader == member_id,
+        s.is_learner,
+        s.raft_term,
+        s.raft_index,
+        s.raft_applied_index,
+        s.errors.join(", ")
+    )
+}
+
+async fn status(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
+    let mut failed = false;
+    let mut rows = Vec::new();
+    for url in urls {
+        match status_of(conn, url).await {
+            Ok(s) => rows.push((url.clone(), s)),
+            Err(e) => {
+                failed = true;
+                eprintln!("Failed to get the status of endpoint {url} ({e:#})");
+            }
+        }
+    }
+    if conn.json() {
+        let list = rows
+            .iter()
+            .map(|(url, s)| {
+                Obj::new()
+                    .always("Endpoint", url.as_str().into())
+                    .always("Status", json::status(s))
+                    .done()
+            })
+            .collect();
+        json::print(&Value::Array(list));
+    } else {
+        for (url, s) in &rows {
+            println!("{}", status_row(url, s));
+        }
+    }
+    if failed {
+        bail!("failed to get the status of some endpoints");
+    }
+    Ok(())
+}
+
+/// One endpoint's health as etcdctl judges it: a linearizable read of the key `health`
+/// commits, and the alarm list is readable and empty.
+struct Health {
+    url: String,
+    healthy: bool,
+    took: String,
+    error: String,
+}
+
+async fn health_of(conn: &Connection, url: &str) -> Health {
+    let start = Instant::now();
+    let (healthy, error) = match check(conn, url).await {
+        Ok(()) => (true, String::new()),
+        Err(e) => (false, e),
+    };
+    Health {
+        url: url.to_string(),
+        healthy,
+        took: go_duration(start.elapsed()),
+        error,
+    }
+}
+
+async fn check(conn: &Connection, url: &str) -> Result<(), String> {
+    let ch = conn.connect(url).await.map_err(|e| e.to_string())?;
+    let mut kv = KvClient::new(ch.clone());
+    let read = conn
+        .call(kv.range(pb::RangeRequest {
+            key: b"health".to_vec(),
+            ..Default::default()
+        }))
+        .await;
+    if let Err(e) = read {
+        let denied = e
+            .downcast_ref::<tonic::Status>()
+            .is_some_and(|s| s.code() == tonic::Code::PermissionDenied);
+        if !denied {
+            return Err(super::error_message(&e));
+        }
+    }
+    let mut m = MaintenanceClient::new(ch);
+    let alarms = conn
+        .call(m.alarm(pb::AlarmRequest {
+            action: AlarmAction::Get.into(),
+            member_id: 0,
+            alarm: AlarmType::None.into(),
+        }))
+        .await
+        .map_err(|_| "Unable to fetch the alarm list".to_string())?;
+    if alarms.alarms.is_empty() {
+        return Ok(());
+    }
+    let names: String = alarms
+        .alarms
+        .iter()
+        .map(|a| match AlarmType::try_from(a.alarm) {
+            Ok(AlarmType::Nospace) => "NOSPACE ",
+            Ok(AlarmType::Corrupt) => "CORRUPT ",
+            _ => "UNKNOWN ",
+        })
+        .collect();
+    Err(format!("Active Alarm(s): {names}"))
+}
+
+async fn health(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
+    let results = futures::future::join_all(urls.iter().map(|u| health_of(conn, u))).await;
+    if conn.json() {
+        let list = results
+            .iter()
+            .map(|h| {
+                Obj::new()
+                    .always("endpoint", h.url.as_str().into())
+                    .always("health", h.healthy.into())
+                    .always("took", h.took.as_str().into())
+                    .str("error", &h.error)
+                    .done()
+            })
+            .collect();
+        json::print(&Value::Array(list));
+    } else {
+        for h in &results {
+            if h.healthy {
+                println!(
+                    "{} is healthy: successfully committed proposal: took = {}",
+                    h.url, h.took
+                );
+            } else {
+                eprintln!(
+                    "{} is unhealthy: failed to commit proposal: {}",
+                    h.url, h.error
+                );
+            }
+        }
+    }
+    if results.iter().any(|h| !h.healthy) {
+        bail!("unhealthy cluster");
+    }
+    Ok(())
+}
