@@ -109,6 +109,14 @@ impl Forwarder {
         Ok(ch)
     }
 
+    /// Whether `leader`'s client URLs are known (a member publishes them once started, so a
+    /// leader that just started may not have them in the registry yet).
+    pub fn resolvable(&self, leader: NodeId) -> bool {
+        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        cached.as_ref().is_some_and(|(id, _)| *id == leader)
+            || !self.directory.client_urls(leader).is_empty()
+    }
+
     /// Forgets the channel to `leader` (after it failed), so the next use resolves again.
     fn forget(&self, leader: NodeId) {
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
@@ -171,6 +179,10 @@ impl KeepAliveRelay {
             forwarder,
             open: None,
         }
+    }
+
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
     }
 
     /// One keepalive for lease `id` at `leader`, answered by it. The relay is (re)opened when

@@ -5,8 +5,9 @@
 //!   stream with etcd's status;
 //! - `LeaseTimeToLive` answers an unknown lease TTL -1 (not an error);
 //! - keepalives and TTL queries are answered by the leader only: on another member they are
-//!   forwarded to it ([`super::forward`]); while no leader is known they wait for one, up to
-//!   the request timeout, then fail "etcdserver: no leader";
+//!   forwarded to it ([`super::forward`]); while no leader is known, or its client URLs are
+//!   not, they wait, up to the request timeout, then fail "etcdserver: no leader" (or say
+//!   why the leader cannot be reached);
 //! - `LeaseLeases` lists the leases of this member's applied state.
 
 use std::sync::Arc;
@@ -58,12 +59,18 @@ enum Route {
 }
 
 /// What to do with `NotLeader { leader }` at a member; `forwarded` requests are never
-/// forwarded again.
-fn route(leader: Option<NodeId>, forwarded: bool) -> Result<Route, Status> {
+/// forwarded again. A leader whose client URLs are not known yet is waited for like a leader
+/// not known yet; once `waited_out`, it is forwarded to anyway (and fails saying why).
+fn route(
+    forwarder: &Forwarder,
+    leader: Option<NodeId>,
+    forwarded: bool,
+    waited_out: bool,
+) -> Result<Route, Status> {
     match leader {
         Some(_) if forwarded => Err(status::leader_changed()),
-        Some(l) => Ok(Route::Forward(l)),
-        None => Ok(Route::Wait),
+        Some(l) if waited_out || forwarder.resolvable(l) => Ok(Route::Forward(l)),
+        Some(_) | None => Ok(Route::Wait),
     }
 }
 
@@ -116,7 +123,12 @@ async fn keep_alive(
                     ttl: 0,
                 })
             }
-            Err(ClientError::NotLeader { leader }) => match route(leader, forwarded)? {
+            Err(ClientError::NotLeader { leader }) => match route(
+                relay.forwarder(),
+                leader,
+                forwarded,
+                Instant::now() >= deadline,
+            )? {
                 Route::Forward(l) => {
                     let r = relay.keep_alive(l, id).await?;
                     return Ok(pb::LeaseKeepAliveResponse {
@@ -233,7 +245,12 @@ impl Lease for LeaseService {
                         keys: Vec::new(),
                     }))
                 }
-                Err(ClientError::NotLeader { leader }) => match route(leader, forwarded)? {
+                Err(ClientError::NotLeader { leader }) => match route(
+                    &self.forwarder,
+                    leader,
+                    forwarded,
+                    Instant::now() >= deadline,
+                )? {
                     Route::Forward(l) => {
                         let t = self.forwarder.time_to_live(l, r).await?;
                         return Ok(Response::new(pb::LeaseTimeToLiveResponse {
