@@ -281,7 +281,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String)> {
         },
     )?;
     let peer_scheme_https = peer_tls.is_some();
-    if let Some(u) = every_peer_url.iter().find(|u| is_https(u) != peer_scheme_https) {
+    if let Some(u) = every_peer_url
+        .iter()
+        .find(|u| is_https(u) != peer_scheme_https)
+    {
         bail!(
             "--initial-cluster: {u}: every peer URL must use the scheme of --listen-peer-urls \
              ({}), since this member dials peers as it accepts them",

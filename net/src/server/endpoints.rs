@@ -38,10 +38,7 @@ impl Endpoints {
                 "/metrics",
                 get(move || async move { metrics.scrape().await }),
             )
-            .route(
-                "/health",
-                get(move || async move { health.health().await }),
-            )
+            .route("/health", get(move || async move { health.health().await }))
     }
 
     async fn scrape(&self) -> impl IntoResponse {

@@ -210,7 +210,8 @@ impl Metrics {
                 mirror(&self.leader_changes, s.leader_changes);
                 self.proposals_committed.set(gauge_value(s.commit_index));
                 self.proposals_applied.set(gauge_value(s.applied_index));
-                self.proposals_pending.set(gauge_value(s.proposals_pending as u64));
+                self.proposals_pending
+                    .set(gauge_value(s.proposals_pending as u64));
                 mirror(&self.proposals_failed, s.proposals_failed);
                 mirror(&self.snapshots_installed, s.snapshots_installed);
                 self.term.set(gauge_value(s.term));
@@ -229,12 +230,21 @@ impl Metrics {
         }
         for (id, p) in &transport.peers {
             let to = format!("{id:x}");
-            mirror(&self.peer_sent_bytes.with_label_values(&[&to]), p.sent_bytes);
-            mirror(&self.peer_sent_failures.with_label_values(&[&to]), p.dropped);
+            mirror(
+                &self.peer_sent_bytes.with_label_values(&[&to]),
+                p.sent_bytes,
+            );
+            mirror(
+                &self.peer_sent_failures.with_label_values(&[&to]),
+                p.dropped,
+            );
         }
         for (id, bytes) in &transport.received_bytes {
             let from = format!("{id:x}");
-            mirror(&self.peer_received_bytes.with_label_values(&[&from]), *bytes);
+            mirror(
+                &self.peer_received_bytes.with_label_values(&[&from]),
+                *bytes,
+            );
         }
     }
 

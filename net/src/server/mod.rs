@@ -24,9 +24,9 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use identity::{cluster_id, member_id, Identity};
 pub use endpoints::Endpoints;
 pub use grpc_metrics::GrpcMetricsLayer;
+pub use identity::{cluster_id, member_id, Identity};
 pub use metered_storage::MeteredStorage;
 pub use metrics::{Metrics, MetricsError};
 pub use tls::{client_tls, peer_tls, TlsError, TlsFiles, TlsSide};
@@ -334,7 +334,11 @@ impl Server {
                     tracing::error!(error = %e, "client gRPC server stopped");
                 }
             }));
-            let scheme = if client_tls.is_some() { "https" } else { "http" };
+            let scheme = if client_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             tracing::info!(%local, scheme, "serving etcd v3 clients");
         }
         tracing::info!(member = me, cluster = cid, %peer_addr, "member started");

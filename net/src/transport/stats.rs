@@ -99,12 +99,18 @@ pub(super) struct Counters {
 impl Counters {
     /// The byte counter of `sender`'s connections.
     pub(super) fn received_bytes_of(&self, sender: NodeId) -> Arc<AtomicU64> {
-        let mut m = self.received_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self
+            .received_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         m.entry(sender).or_default().clone()
     }
 
     pub(super) fn received_bytes_by_sender(&self) -> BTreeMap<NodeId, u64> {
-        let m = self.received_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let m = self
+            .received_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         m.iter()
             .map(|(id, c)| (*id, c.load(Ordering::Relaxed)))
             .collect()
