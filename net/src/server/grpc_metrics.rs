@@ -142,7 +142,7 @@ impl<B: Body + Unpin> Body for Counted<B> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let code = match &polled {
-            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|t| status_of(t)),
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(status_of),
             Poll::Ready(Some(Err(_))) => Some(Some(Code::Unknown)),
             Poll::Ready(None) => Some(None),
             Poll::Pending => None,
