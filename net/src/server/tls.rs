@@ -200,7 +200,7 @@ pub fn peer_tls(files: &TlsFiles) -> Result<PeerTls, TlsError> {
     let loaded = load(TlsSide::Peer, files)?;
     let Some(roots) = loaded.roots else {
         return Err(TlsError::Missing {
-            needs: "https peer URLs".into(),
+            needs: "peer TLS (https peer URLs)".into(),
             flag: TlsSide::Peer.flag("trusted-ca-file"),
         });
     };
