@@ -1,5 +1,6 @@
 //! The member's Prometheus metrics, under etcd's names where etcd has an equivalent (so
-//! etcd dashboards and alerts work), plus the process collector (`process_*`: resident
+//! etcd dashboards and alerts work; the few without one are named `sextant_*`), plus the
+//! process collector (`process_*`: resident
 //! memory, CPU, file descriptors) on Linux.
 //!
 //! Hot-path metrics are updated where they happen, at the cost of an atomic add: the WAL
@@ -137,10 +138,13 @@ impl Metrics {
                 "The total number of failed proposals seen.",
             )?,
             snapshots_installed: counter(
-                "etcd_server_snapshot_installed_total",
+                "sextant_server_snapshots_installed_total",
                 "The number of snapshots received from the leader and installed since start.",
             )?,
-            term: gauge("etcd_server_term", "The current raft term of this member.")?,
+            term: gauge(
+                "sextant_server_term",
+                "The current raft term of this member.",
+            )?,
             db_size: gauge(
                 "etcd_mvcc_db_total_size_in_bytes",
                 "Total size of the state machine's keys and values in bytes.",
@@ -163,7 +167,7 @@ impl Metrics {
                 "The revision of the last compaction in store.",
             )?,
             leases: gauge(
-                "etcd_debugging_lease_total",
+                "sextant_leases",
                 "The number of leases in the state machine.",
             )?,
             peer_sent_bytes: counter_vec(

@@ -83,6 +83,9 @@ pub enum TlsError {
     Rustls(String),
 }
 
+/// A client that has not finished its TLS handshake by then is disconnected.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the PEM files hold, checked.
 struct Loaded {
     cert_pem: Vec<u8>,
@@ -185,7 +188,9 @@ fn load(side: TlsSide, files: &TlsFiles) -> Result<Loaded, TlsError> {
 pub fn client_tls(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
     let loaded = load(TlsSide::Client, files)?;
     let identity = tonic::transport::Identity::from_pem(loaded.cert_pem, loaded.key_pem);
-    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
+    let mut cfg = tonic::transport::ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(HANDSHAKE_TIMEOUT);
     if files.client_cert_auth {
         let ca = loaded.ca_pem.expect("checked by load");
         cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
