@@ -452,7 +452,7 @@ fn go_duration_ms(s: &str) -> anyhow::Result<f64> {
 }
 
 /// `name=url,name=url` (a name may repeat for several URLs, as in etcd).
-fn parse_initial_cluster(s: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+pub(crate) fn parse_initial_cluster(s: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((name, url)) = part.split_once('=') else {
@@ -485,8 +485,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             clients = ?server.client_addrs,
             "ready to serve"
         );
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        tokio::select! {
+            _ = wait_for_signal() => tracing::info!("shutting down"),
+            _ = server.removed() => tracing::warn!(
+                "the member has been permanently removed from the cluster; shutting down"
+            ),
+        }
         server.shutdown().await;
         Ok(())
     })

@@ -24,6 +24,7 @@ pub mod error;
 pub mod kv;
 pub mod lease;
 mod log;
+pub mod members;
 pub mod message;
 pub mod mutation;
 mod progress;
@@ -39,6 +40,7 @@ pub use error::{
     CampaignError, CompactError, ConfChangeError, DropReason, ProposeError, ReadIndexError,
     RestoreError, SnapshotError, StepError, TransferError,
 };
+pub use members::{MemberAttrs, MemberContext, MemberError, MemberRegistry};
 pub use message::{Message, MessageBody, ReadId};
 pub use raft::{
     Deadline, ProgressKind, ProgressView, Proposed, Raft, RestoreState, RoleKind, Timer,

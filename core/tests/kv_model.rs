@@ -332,6 +332,10 @@ impl Model {
                     events: vec![],
                 })
             }
+            Command::MemberPublish { .. } | Command::MemberUpdate { .. } => {
+                unreachable!("the keyspace model generates no member registry commands")
+            }
+            Command::Alarm(_) => unreachable!("the model's workload raises no alarms"),
         }
     }
 

@@ -54,3 +54,10 @@ fn lease_without_drift_bound_is_caught() {
 fn ack_before_fsync_is_caught() {
     caught(Mutation::AckBeforeFsync, "torn-writes");
 }
+
+#[test]
+fn append_resp_without_term_check_is_caught() {
+    // Stale copies of a follower's answers, held by the network, reach the same member when
+    // it leads again in a later term, while that follower is down or cut off.
+    caught(Mutation::AppendRespWithoutTermCheck, "stale-replays");
+}

@@ -70,6 +70,8 @@ pub struct Member {
     pub metrics_port: Option<u16>,
     client_https: bool,
     peer_https: bool,
+    /// Starts with `--initial-cluster-state existing` (a member added to a running cluster).
+    pub joins_existing: bool,
     boots: u32,
     child: Option<Child>,
 }
@@ -112,6 +114,22 @@ impl Member {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -182,22 +200,7 @@ impl ProcessCluster {
     pub fn start_with(n: u8, tuning: Tuning, options: ClusterOptions) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let members = (1..=n)
-            .map(|i| {
-                let ip = Ipv4Addr::new(127, 0, 0, i);
-                Member {
-                    name: format!("n{i}"),
-                    ip,
-                    client_port: free_port(ip),
-                    peer_port: free_port(ip),
-                    data_dir: dir.path().join(format!("n{i}")),
-                    log_path: dir.path().join(format!("n{i}.log")),
-                    metrics_port: options.metrics_urls.then(|| free_port(ip)),
-                    client_https: options.client_https,
-                    peer_https: options.peer_https,
-                    boots: 0,
-                    child: None,
-                }
-            })
+            .map(|i| new_member(dir.path(), i, false, &options))
             .collect();
         let mut c = ProcessCluster {
             members,
@@ -211,7 +214,18 @@ impl ProcessCluster {
         c
     }
 
-    fn initial_cluster(&self) -> String {
+    /// Adds (without starting) a member on the next 127.0.0.x that joins the running cluster
+    /// (`--initial-cluster-state existing`): add it with `MemberAdd` first, then
+    /// [`ProcessCluster::launch`] it. Returns its index.
+    pub fn add_member(&mut self) -> usize {
+        let i = u8::try_from(self.members.len() + 1).expect("at most 254 members");
+        let m = new_member(self._dir.path(), i, true, &self.options);
+        self.members.push(m);
+        self.members.len() - 1
+    }
+
+    /// `--initial-cluster` as every launch passes it: all members the harness knows.
+    pub fn initial_cluster(&self) -> String {
         self.members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url()))
@@ -245,6 +259,10 @@ impl ProcessCluster {
             .args(["--listen-peer-urls", &m.peer_url()])
             .args(["--initial-advertise-peer-urls", &m.peer_url()])
             .args(["--initial-cluster", &initial])
+            .args([
+                "--initial-cluster-state",
+                if m.joins_existing { "existing" } else { "new" },
+            ])
             .args(["--initial-cluster-token", "e2e"])
             .args(["--heartbeat-interval", &t.heartbeat_ms.to_string()])
             .args(["--election-timeout", &t.election_ms.to_string()])
@@ -268,6 +286,24 @@ impl ProcessCluster {
     }
 }
 
+fn new_member(dir: &Path, i: u8, joins_existing: bool, options: &ClusterOptions) -> Member {
+    let ip = Ipv4Addr::new(127, 0, 0, i);
+    Member {
+        name: format!("n{i}"),
+        ip,
+        client_port: free_port(ip),
+        peer_port: free_port(ip),
+        data_dir: dir.join(format!("n{i}")),
+        log_path: dir.join(format!("n{i}.log")),
+        metrics_port: options.metrics_urls.then(|| free_port(ip)),
+        client_https: options.client_https,
+        peer_https: options.peer_https,
+        joins_existing,
+        boots: 0,
+        child: None,
+    }
+}
+
 impl Drop for ProcessCluster {
     fn drop(&mut self) {
         for m in &mut self.members {
@@ -281,6 +317,7 @@ impl Drop for ProcessCluster {
 pub struct EtcdClient {
     kv: pb::kv_client::KvClient<Channel>,
     maintenance: pb::maintenance_client::MaintenanceClient<Channel>,
+    cluster: pb::cluster_client::ClusterClient<Channel>,
 }
 
 impl EtcdClient {
@@ -328,6 +365,23 @@ impl EtcdClient {
         Ok(self.kv.range(req).await?.into_inner().count)
     }
 
+    /// The member's `Cluster` service client.
+    pub fn cluster(&self) -> pb::cluster_client::ClusterClient<Channel> {
+        self.cluster.clone()
+    }
+
+    /// `MemberList`, linearizable or from the member's current view.
+    pub async fn member_list(
+        &mut self,
+        linearizable: bool,
+    ) -> Result<pb::MemberListResponse, tonic::Status> {
+        Ok(self
+            .cluster
+            .member_list(pb::MemberListRequest { linearizable })
+            .await?
+            .into_inner())
+    }
+
     pub async fn status(&mut self) -> Result<pb::StatusResponse, tonic::Status> {
         Ok(self
             .maintenance
@@ -345,7 +399,7 @@ pub async fn client(url: &str) -> EtcdClient {
 /// Connects to one member, over TLS when `tls` is given, retrying while it starts
 /// (bounded).
 pub async fn client_with(url: &str, tls: Option<ClientTlsConfig>) -> EtcdClient {
-    match try_client(url, tls, Duration::from_secs(20)).await {
+    match connect(url, tls, Duration::from_secs(20), false).await {
         Ok(c) => c,
         Err(e) => panic!("cannot connect to {url}: {e}"),
     }
@@ -357,6 +411,16 @@ pub async fn try_client(
     url: &str,
     tls: Option<ClientTlsConfig>,
     limit: Duration,
+) -> Result<EtcdClient, String> {
+    connect(url, tls, limit, true).await
+}
+
+/// Connects (and with `check_status` asks for a `Status`), retrying for at most `limit`.
+async fn connect(
+    url: &str,
+    tls: Option<ClientTlsConfig>,
+    limit: Duration,
+    check_status: bool,
 ) -> Result<EtcdClient, String> {
     let deadline = Instant::now() + limit;
     let mut endpoint = Endpoint::from_shared(url.to_string())
@@ -371,9 +435,12 @@ pub async fn try_client(
             let ch = endpoint.connect().await.map_err(|e| format!("{e:?}"))?;
             let mut c = EtcdClient {
                 kv: pb::kv_client::KvClient::new(ch.clone()),
-                maintenance: pb::maintenance_client::MaintenanceClient::new(ch),
+                maintenance: pb::maintenance_client::MaintenanceClient::new(ch.clone()),
+                cluster: pb::cluster_client::ClusterClient::new(ch),
             };
-            c.status().await.map_err(|e| format!("{e:?}"))?;
+            if check_status {
+                c.status().await.map_err(|e| format!("{e:?}"))?;
+            }
             Ok::<_, String>(c)
         };
         match attempt.await {

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::alarm::{AlarmMember, AlarmRequest};
 use super::txn::{TxnRequest, TxnResponse};
 use super::{Event, KeyValue};
 
@@ -37,6 +38,21 @@ pub enum Command {
     LeaseCheckpoint {
         checkpoints: Vec<LeaseCheckpoint>,
     },
+    /// A member announces its name and client URLs (etcd's `publish`); changes the member
+    /// registry ([`crate::members`]), not the keyspace (no revision).
+    MemberPublish {
+        id: u64,
+        name: String,
+        client_urls: Vec<String>,
+    },
+    /// A member's new peer URLs (etcd's `MemberUpdate`); no revision.
+    MemberUpdate {
+        id: u64,
+        peer_urls: Vec<String>,
+    },
+    /// Lists, raises or clears a cluster alarm (etcd's `AlarmRequest`, which etcd also sends
+    /// through the log, GET included, so the answer is linearizable).
+    Alarm(AlarmRequest),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +118,12 @@ pub enum CommandResult {
     },
     LeaseRevoke,
     LeaseCheckpoint,
+    MemberPublish,
+    MemberUpdate,
+    /// etcd's `AlarmResponse.alarms` (see [`super::alarm`] for what each action answers).
+    Alarm {
+        alarms: Vec<AlarmMember>,
+    },
 }
 
 /// The outcome of applying one command.

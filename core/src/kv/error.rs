@@ -64,6 +64,16 @@ pub enum KvError {
     /// [`super::KvStore::txn_read`] was given a txn that writes.
     #[error("txn writes; it must be applied through the log")]
     TxnNotReadOnly,
+    /// A member registry command was refused ([`crate::members::MemberError`]).
+    #[error(transparent)]
+    Member(#[from] crate::members::MemberError),
+    /// A write that grows the store while a NOSPACE alarm is active; etcd `ErrGRPCNoSpace`
+    /// (ResourceExhausted).
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
+    /// A write while a CORRUPT alarm is active; etcd `ErrGRPCCorrupt` (DataLoss).
+    #[error("corrupt cluster")]
+    Corrupt,
 }
 
 /// Why a snapshot could not be restored.

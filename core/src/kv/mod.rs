@@ -11,6 +11,9 @@
 //! - **events** ([`Event`]): every applied command returns the events it produced, and
 //!   [`KvStore::history`] replays them from a past revision for watches (the store is the
 //!   watch hub's [`crate::watch::WatchHistory`]);
+//! - **alarms** ([`AlarmRequest`]): cluster alarms, replicated, and the writes they refuse;
+//! - **hashes** ([`KvStore::hash`], [`KvStore::hash_kv`]): checksums of the state that equal
+//!   replicas agree on, for corruption checks;
 //! - **limits** ([`KvLimits`]): the member-configured bounds a proposal must pass;
 //! - **auto-compaction** ([`AutoCompactor`]): etcd's `--auto-compaction-mode` as a sans-IO policy.
 //!
@@ -26,9 +29,11 @@
 //! - [`KvLimits::range_keys_max`] and [`TXN_DEPTH_MAX`] have no etcd counterpart;
 //! - `Compact { physical }` changes nothing: compaction is complete once applied.
 
+mod alarm;
 mod auto_compaction;
 mod command;
 mod error;
+mod hash;
 mod history;
 mod key_history;
 mod lease_table;
@@ -45,12 +50,14 @@ mod write;
 
 pub(crate) use revision::Revision;
 
+pub use alarm::{AlarmAction, AlarmKind, AlarmMember, AlarmRequest};
 pub use auto_compaction::{AutoCompactionMode, AutoCompactor};
 pub use command::{
     Applied, Command, CommandResult, DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpoint,
     PutRequest, PutResponse,
 };
 pub use error::{KvError, SnapshotDecodeError};
+pub use hash::KvHash;
 pub use history::{HistoryBatch, HistoryRequest};
 pub use lease_table::{LeaseInfo, LeaseTtl, LEASE_TTL_MAX_SECS};
 pub use limits::KvLimits;

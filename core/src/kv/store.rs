@@ -4,6 +4,8 @@
 
 use bytes::Bytes;
 
+use super::alarm::{AlarmKind, AlarmMember, Alarms};
+use super::hash::{self, KvHash};
 use super::history::{HistoryBatch, HistoryRequest};
 use super::lease_table::{LeaseInfo, LeaseTable, LeaseTtl};
 use super::mvcc::Mvcc;
@@ -14,12 +16,16 @@ use super::write::WriteTxn;
 use super::{
     snapshot, Applied, Command, CommandResult, KeyValue, KvError, KvLimits, SnapshotDecodeError,
 };
+use crate::conf::ConfChange;
+use crate::members::MemberRegistry;
 
 /// The key-value state machine.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvStore {
     mvcc: Mvcc,
     leases: LeaseTable,
+    members: MemberRegistry,
+    alarms: Alarms,
     /// Member configuration, not replicated state: not in snapshots.
     limits: KvLimits,
 }
@@ -121,10 +127,43 @@ impl KvStore {
         self.leases.records().collect()
     }
 
+    /// The member registry (etcd's membership store), replicated with the keyspace.
+    pub fn members(&self) -> &MemberRegistry {
+        &self.members
+    }
+
+    /// Applies a membership change entry from the log to the member registry.
+    pub fn apply_conf_change(&mut self, cc: &ConfChange) {
+        self.members.apply_conf_change(cc);
+    }
+
+    /// The active alarms, by member then kind.
+    pub fn alarms(&self) -> Vec<AlarmMember> {
+        self.alarms.list().iter().copied().collect()
+    }
+
+    /// etcd's `HashKV`: a hash of every retained version up to `revision` (0: the current
+    /// one), equal on every replica that applied the same log (see [`KvHash`]).
+    pub fn hash_kv(&self, revision: i64) -> Result<KvHash, KvError> {
+        hash::hash_kv(
+            self.mvcc.keys(),
+            self.mvcc.revision(),
+            self.mvcc.compact_revision(),
+            revision,
+        )
+    }
+
+    /// etcd's `Hash`: a CRC-32C of the whole replicated state (its snapshot encoding, a pure
+    /// function of the state).
+    pub fn hash(&self) -> u32 {
+        crc32c::crc32c(&self.snapshot())
+    }
+
     /// Applies one command from the log. Refused commands change nothing (and bump no
     /// revision); the answer is the same on every replica.
     pub fn apply(&mut self, cmd: &Command) -> Result<Applied, KvError> {
         validate(cmd, None)?;
+        self.check_alarms(cmd)?;
         let current = self.mvcc.revision();
         match cmd {
             Command::Put(p) => {
@@ -175,7 +214,44 @@ impl KvStore {
                 }
                 Ok(unchanged(current, CommandResult::LeaseCheckpoint))
             }
+            Command::MemberPublish {
+                id,
+                name,
+                client_urls,
+            } => {
+                self.members.publish(*id, name, client_urls)?;
+                Ok(unchanged(current, CommandResult::MemberPublish))
+            }
+            Command::MemberUpdate { id, peer_urls } => {
+                self.members.update_peer_urls(*id, peer_urls)?;
+                Ok(unchanged(current, CommandResult::MemberUpdate))
+            }
+            Command::Alarm(req) => {
+                let alarms = self.alarms.apply(req);
+                Ok(unchanged(current, CommandResult::Alarm { alarms }))
+            }
         }
+    }
+
+    /// The writes active alarms refuse (etcd's corrupt and capped appliers).
+    fn check_alarms(&self, cmd: &Command) -> Result<(), KvError> {
+        if self.alarms.is_empty() {
+            return Ok(());
+        }
+        if self.alarms.any(AlarmKind::Corrupt)
+            && !matches!(cmd, Command::Alarm(_) | Command::LeaseCheckpoint { .. })
+        {
+            return Err(KvError::Corrupt);
+        }
+        let grows = match cmd {
+            Command::Put(_) | Command::LeaseGrant { .. } => true,
+            Command::Txn(t) => !t.is_read_only(),
+            _ => false,
+        };
+        if grows && self.alarms.any(AlarmKind::NoSpace) {
+            return Err(KvError::NoSpace);
+        }
+        Ok(())
     }
 
     fn apply_txn(&mut self, t: &TxnRequest) -> Result<Applied, KvError> {
@@ -194,10 +270,10 @@ impl KvStore {
         })
     }
 
-    /// The whole state (history since the compaction point, leases), deterministically
-    /// encoded.
+    /// The whole state (history since the compaction point, leases, member registry, alarms),
+    /// deterministically encoded.
     pub fn snapshot(&self) -> Bytes {
-        snapshot::encode(&self.mvcc, &self.leases)
+        snapshot::encode(&self.mvcc, &self.leases, &self.members, &self.alarms)
     }
 
     /// The store a [`KvStore::snapshot`] was taken of (empty data: a fresh store), with the
@@ -206,10 +282,12 @@ impl KvStore {
         if data.is_empty() {
             return Ok(KvStore::default());
         }
-        let (mvcc, leases) = snapshot::decode(data)?;
+        let d = snapshot::decode(data)?;
         Ok(KvStore {
-            mvcc,
-            leases,
+            mvcc: d.mvcc,
+            leases: d.leases,
+            members: d.members,
+            alarms: d.alarms,
             limits: KvLimits::default(),
         })
     }

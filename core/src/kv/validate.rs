@@ -27,7 +27,10 @@ pub(crate) fn validate(cmd: &Command, ops_max: Option<usize>) -> Result<(), KvEr
         Command::Compact { .. }
         | Command::LeaseGrant { .. }
         | Command::LeaseRevoke { .. }
-        | Command::LeaseCheckpoint { .. } => Ok(()),
+        | Command::LeaseCheckpoint { .. }
+        | Command::MemberPublish { .. }
+        | Command::MemberUpdate { .. }
+        | Command::Alarm(_) => Ok(()),
     }
 }
 

@@ -287,6 +287,17 @@ impl Raft {
     /// initial member bootstraps with the same voters; the first `Ready` persists the
     /// bootstrap entry.
     pub fn bootstrap(cfg: Config, voters: &[NodeId]) -> Result<Raft, RestoreError> {
+        Raft::bootstrap_with_context(cfg, voters, Bytes::new())
+    }
+
+    /// [`Raft::bootstrap`] whose bootstrap entry carries `context` as its
+    /// [`ConfChange::context`] (e.g. the initial members' addresses, which the state machine
+    /// records when it applies the entry). Every initial member must pass the same context.
+    pub fn bootstrap_with_context(
+        cfg: Config,
+        voters: &[NodeId],
+        context: Bytes,
+    ) -> Result<Raft, RestoreError> {
         if voters.is_empty() || voters.contains(&0) {
             return Err(RestoreError::Inconsistent(
                 "bootstrap needs non-zero voter ids",
@@ -302,7 +313,7 @@ impl Raft {
                 })
                 .collect(),
             transition: ConfTransition::Auto,
-            context: Bytes::new(),
+            context,
         };
         raft.log.truncate_and_append(&[Entry {
             term: 1,

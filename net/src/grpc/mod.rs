@@ -1,12 +1,19 @@
 //! The etcd v3 gRPC API over tonic (real tokio only; the simulator drives the node loop
 //! directly). The generated types keep etcd's package names, so every etcd client works.
 
+mod cluster;
 mod convert;
+mod election;
 mod kv;
+mod lock;
 mod maintenance;
+mod recipe_status;
 mod status;
 
+pub use cluster::{ClusterService, FORWARDED_HEADER};
+pub use election::ElectionService;
 pub use kv::{KvService, GRPC_OVERHEAD_BYTES};
+pub use lock::LockService;
 pub use maintenance::{MaintenanceService, ETCD_API_VERSION};
 pub use status::to_status;
 

@@ -4,7 +4,7 @@
 use sextant_core::kv::KvError;
 use tonic::{Code, Status};
 
-use crate::node::ClientError;
+use crate::node::{ClientError, MemberError};
 
 pub fn to_status(e: ClientError) -> Status {
     match e {
@@ -26,7 +26,26 @@ pub fn to_status(e: ClientError) -> Status {
         ClientError::Refused(why) => {
             Status::new(Code::FailedPrecondition, format!("etcdserver: {why}"))
         }
+        ClientError::Member(m) => member_status(m),
     }
+}
+
+/// etcd's gRPC code and message for each membership refusal (`rpctypes/error.go`, mapped as
+/// etcd's `v3rpc` maps its membership errors).
+fn member_status(e: MemberError) -> Status {
+    let code = match e {
+        MemberError::IdRemoved | MemberError::NotFound => {
+            return Status::new(Code::NotFound, "etcdserver: member not found")
+        }
+        MemberError::LeaderChanged | MemberError::ChangeInProgress => Code::Unavailable,
+        MemberError::IdExists
+        | MemberError::PeerUrlExists
+        | MemberError::NotLearner
+        | MemberError::LearnerNotReady
+        | MemberError::TooManyLearners
+        | MemberError::NotEnoughStarted => Code::FailedPrecondition,
+    };
+    Status::new(code, format!("etcdserver: {e}"))
 }
 
 /// etcd's gRPC code and message for each state-machine refusal (`rpctypes/error.go`).
@@ -59,9 +78,21 @@ fn kv_status(e: KvError) -> Status {
             Code::OutOfRange,
             "etcdserver: mvcc: required revision is a future revision",
         ),
+        KvError::NoSpace => Status::new(
+            Code::ResourceExhausted,
+            "etcdserver: mvcc: database space exceeded",
+        ),
+        KvError::Corrupt => Status::new(Code::DataLoss, "etcdserver: corrupt cluster"),
         KvError::TxnTooDeep { .. } | KvError::RangeTooLarge { .. } | KvError::TxnNotReadOnly => {
             Status::new(Code::InvalidArgument, format!("sextant: {e}"))
         }
+        KvError::Member(sextant_core::MemberError::NotFound) => {
+            Status::new(Code::NotFound, "etcdserver: member not found")
+        }
+        KvError::Member(sextant_core::MemberError::PeerUrlExists) => Status::new(
+            Code::FailedPrecondition,
+            "etcdserver: Peer URLs already exists",
+        ),
     }
 }
 
@@ -135,6 +166,16 @@ mod tests {
                 "etcdserver: too large lease TTL",
             ),
             (
+                KvError::NoSpace,
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+            (
+                KvError::Corrupt,
+                Code::DataLoss,
+                "etcdserver: corrupt cluster",
+            ),
+            (
                 KvError::RequestTooLarge {
                     size_bytes: 2,
                     bytes_max: 1,
@@ -188,6 +229,61 @@ mod tests {
                 ClientError::NotLeader { leader: None },
                 Code::FailedPrecondition,
                 "etcdserver: not leader",
+            ),
+            (
+                MemberError::IdExists.into(),
+                Code::FailedPrecondition,
+                "etcdserver: member ID already exist",
+            ),
+            (
+                MemberError::PeerUrlExists.into(),
+                Code::FailedPrecondition,
+                "etcdserver: Peer URLs already exists",
+            ),
+            (
+                MemberError::NotEnoughStarted.into(),
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            (
+                MemberError::NotFound.into(),
+                Code::NotFound,
+                "etcdserver: member not found",
+            ),
+            (
+                MemberError::IdRemoved.into(),
+                Code::NotFound,
+                "etcdserver: member not found",
+            ),
+            (
+                MemberError::NotLearner.into(),
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            ),
+            (
+                MemberError::LearnerNotReady.into(),
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            (
+                MemberError::TooManyLearners.into(),
+                Code::FailedPrecondition,
+                "etcdserver: too many learner members in cluster",
+            ),
+            (
+                MemberError::LeaderChanged.into(),
+                Code::Unavailable,
+                "etcdserver: leader changed",
+            ),
+            (
+                ClientError::Kv(KvError::Member(sextant_core::MemberError::NotFound)),
+                Code::NotFound,
+                "etcdserver: member not found",
+            ),
+            (
+                ClientError::Kv(KvError::Member(sextant_core::MemberError::PeerUrlExists)),
+                Code::FailedPrecondition,
+                "etcdserver: Peer URLs already exists",
             ),
         ];
         for (e, code, message) in node {

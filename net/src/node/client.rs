@@ -9,7 +9,11 @@ use sextant_core::kv::{
 };
 use sextant_core::NodeId;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::members::{
+    Member, MemberChange, MemberChanged, MemberError, MemberList, MembershipView,
+};
 
 /// etcd's response header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +107,9 @@ pub enum ClientError {
     /// The request was refused by the cluster's rules (e.g. an invalid membership change).
     #[error("refused: {0}")]
     Refused(String),
+    /// A membership change was refused by etcd's rules (see [`MemberError`]).
+    #[error(transparent)]
+    Member(#[from] MemberError),
 }
 
 pub(crate) enum ClientRequest {
@@ -149,7 +156,18 @@ pub(crate) enum ClientRequest {
     LeaseLeases {
         reply: oneshot::Sender<Result<LeaseList, ClientError>>,
     },
+    MemberChange {
+        change: MemberChange,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<MemberChanged, ClientError>>,
+    },
+    MemberList {
+        linearizable: bool,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<MemberList, ClientError>>,
+    },
     Watch(super::watch_stream::WatchRequest),
+    Maintenance(super::maintenance::MaintenanceRequest),
 }
 
 /// A handle to a running node loop.
@@ -159,6 +177,7 @@ pub struct NodeHandle {
     pub(crate) member_id: NodeId,
     pub(crate) cluster_id: u64,
     pub(crate) timeout: Duration,
+    pub(crate) membership: watch::Receiver<MembershipView>,
 }
 
 impl NodeHandle {
@@ -168,6 +187,34 @@ impl NodeHandle {
 
     pub fn cluster_id(&self) -> u64 {
         self.cluster_id
+    }
+
+    /// Every member as this member sees it now: attributes (name, peer and client URLs) from
+    /// its applied member registry, learner flags from its Raft configuration. Answered at
+    /// once, without a round trip to the node loop (see [`NodeHandle::member_list`] for a
+    /// linearizable list). Members that have not started yet have no name or client URLs.
+    pub fn members(&self) -> Vec<Member> {
+        self.membership.borrow().members.clone()
+    }
+
+    /// The leader this member knows of, with its attributes (e.g. its client URLs, to forward
+    /// a request that only the leader serves). `None` while no leader is known, or before the
+    /// leader's membership entry is applied here.
+    pub fn leader_member(&self) -> Option<Member> {
+        let view = self.membership.borrow();
+        let leader = view.leader?;
+        view.member(leader).cloned()
+    }
+
+    /// The membership view, updated whenever the member list, the Raft configuration or the
+    /// leader changes; `removed` turns true when this member applied its own removal.
+    pub fn membership(&self) -> watch::Receiver<MembershipView> {
+        self.membership.clone()
+    }
+
+    /// How long a request may wait for a leader, replication and apply on this member.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
     }
 
     async fn call<T>(
@@ -245,6 +292,61 @@ impl NodeHandle {
             .await
     }
 
+    /// etcd's `MemberAdd`, `MemberRemove`, `MemberPromote`: decided by this member, which
+    /// must be the leader (others answer `NotLeader`), and answered once the change is
+    /// applied here. Refusals are [`ClientError::Member`].
+    pub async fn change_member(&self, change: MemberChange) -> Result<MemberChanged, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::MemberChange {
+            change,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// etcd's `MemberList`: linearizable (after a ReadIndex, from the state applied up to it)
+    /// or this member's current view.
+    pub async fn member_list(&self, linearizable: bool) -> Result<MemberList, ClientError> {
+        let timeout = self.timeout;
+        self.call(|reply| ClientRequest::MemberList {
+            linearizable,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// etcd's `MemberUpdate`: new peer URLs for member `id`, through the log (any member may
+    /// propose it). Unknown members and URLs another member uses are refused by the state
+    /// machine (`Kv(Member(..))`).
+    pub async fn member_update(
+        &self,
+        id: NodeId,
+        peer_urls: Vec<String>,
+    ) -> Result<Header, ClientError> {
+        let out = self.write(Command::MemberUpdate { id, peer_urls }).await?;
+        Ok(out.header)
+    }
+
+    /// etcd's `publish`: records this member's name and client URLs in the registry, through
+    /// the log.
+    pub async fn member_publish(
+        &self,
+        name: String,
+        client_urls: Vec<String>,
+    ) -> Result<Header, ClientError> {
+        let id = self.member_id;
+        let out = self
+            .write(Command::MemberPublish {
+                id,
+                name,
+                client_urls,
+            })
+            .await?;
+        Ok(out.header)
+    }
+
     /// etcd's `Compact`: drops history below `revision`, through the log. Compacted and future
     /// revisions are refused by the state machine (`KvError::Compacted`,
     /// `KvError::FutureRevision`).
@@ -320,6 +422,54 @@ impl NodeHandle {
             .map_err(|_| ClientError::Stopped)?;
         let opened = rx.await.map_err(|_| ClientError::Stopped)?;
         Ok(super::WatchStream::new(self.tx.clone(), opened))
+    }
+
+    async fn maintenance<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> super::maintenance::MaintenanceRequest,
+    ) -> Result<T, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(ClientRequest::Maintenance(make(tx)))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// This member's applied state machine, encoded, with the Raft position it reflects
+    /// (etcd's `Snapshot` serves the member's own backend the same way).
+    pub async fn state_snapshot(&self) -> Result<super::StateSnapshot, ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Snapshot { reply })
+            .await
+    }
+
+    /// etcd's `Hash`: a CRC-32C of this member's whole applied state.
+    pub async fn hash(&self) -> Result<(Header, u32), ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Hash { reply })
+            .await
+    }
+
+    /// etcd's `HashKV` at `revision` (0: the current one) of this member's applied state.
+    pub async fn hash_kv(
+        &self,
+        revision: i64,
+    ) -> Result<(Header, sextant_core::kv::KvHash), ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::HashKv { revision, reply })
+            .await?
+    }
+
+    /// etcd's `Defragment`: snapshot the state machine now and compact the log behind it;
+    /// answers once both are durable.
+    pub async fn defragment(&self) -> Result<Header, ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Defragment { reply })
+            .await?
+    }
+
+    /// The alarms this member raised about itself that it could not replicate (its storage
+    /// failed); the replicated ones come from `Command::Alarm` with `AlarmAction::Get`.
+    pub async fn local_alarms(&self) -> Result<Vec<sextant_core::kv::AlarmMember>, ClientError> {
+        self.maintenance(|reply| super::maintenance::MaintenanceRequest::LocalAlarms { reply })
+            .await
     }
 
     pub async fn status(&self) -> Result<super::NodeStatus, ClientError> {

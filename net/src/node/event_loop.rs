@@ -20,6 +20,8 @@ use super::clock::Clock;
 use super::command::{LogCommand, RequestId};
 use super::compaction::Compaction;
 use super::leases::Leases;
+use super::maintenance::Maintenance;
+use super::members::{MemberList, Membership};
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
 use super::watches::Watches;
 
@@ -144,6 +146,9 @@ enum ReadOp {
         req: TxnRequest,
         reply: oneshot::Sender<Result<TxnReadOutcome, ClientError>>,
     },
+    Members {
+        reply: oneshot::Sender<Result<MemberList, ClientError>>,
+    },
 }
 
 impl ReadOp {
@@ -153,6 +158,9 @@ impl ReadOp {
                 let _ = reply.send(Err(err));
             }
             ReadOp::Txn { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ReadOp::Members { reply } => {
                 let _ = reply.send(Err(err));
             }
         }
@@ -197,6 +205,8 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) leases: Leases,
     pub(super) watches: Watches,
     pub(super) compaction: Compaction,
+    pub(super) membership: Membership,
+    pub(super) maintenance: Maintenance,
     /// (role, term, leader) last logged, to log changes.
     logged_role: (RoleKind, u64, Option<NodeId>),
     observer: Option<Observer>,
@@ -238,11 +248,13 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             kv.revision(),
         );
         let compaction = Compaction::new(cfg.auto_compaction, 0);
+        let (membership, membership_rx) = Membership::new();
         let handle = NodeHandle {
             tx,
             member_id: raft.id(),
             cluster_id: cfg.cluster_id,
             timeout: cfg.request_timeout,
+            membership: membership_rx,
         };
         let last_snapshot_index = raft.latest_snapshot().map_or(0, |s| s.meta.index);
         let node = NodeLoop {
@@ -275,6 +287,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             leases,
             watches,
             compaction,
+            membership,
+            maintenance: Maintenance::default(),
             logged_role: (RoleKind::Follower, 0, None),
             observer: None,
         };
@@ -300,7 +314,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 _ = &mut shutdown => break,
                 done = self.storage.done.recv() => match done {
                     Some(done) => self.on_storage(done),
-                    None => self.on_storage(StorageDone::Failed("storage worker stopped".into())),
+                    None => self.fail("storage worker stopped".into()),
                 },
                 Some(m) = self.inbound.recv() => {
                     self.on_message(m);
@@ -376,6 +390,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
 
     fn on_message(&mut self, m: Message) {
         if self.failed.is_some() {
+            self.alarm_saw_message(&m);
             return;
         }
         let from = m.from;
@@ -388,6 +403,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.ticks += 1;
         if self.failed.is_none() {
             self.raft.tick();
+        } else {
+            self.alarm_tick();
         }
         // Writes that found no leader, and reads that were aborted, try again.
         let parked = std::mem::take(&mut self.parked_writes);
@@ -397,6 +414,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let retry = std::mem::take(&mut self.reads_retry);
         self.reads_new.extend(retry);
         self.expire_requests();
+        self.expire_member_changes();
         self.lease_tick();
         self.compaction_tick();
         self.watches.tick(self.now_ms());
@@ -497,6 +515,16 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 reply,
             } => self.on_lease_time_to_live(id, keys, timeout, reply),
             ClientRequest::LeaseLeases { reply } => self.on_lease_leases(reply),
+            ClientRequest::MemberChange {
+                change,
+                timeout,
+                reply,
+            } => self.on_member_change(change, timeout, reply),
+            ClientRequest::MemberList {
+                linearizable,
+                timeout,
+                reply,
+            } => self.on_read(ReadOp::Members { reply }, !linearizable, timeout),
             ClientRequest::Watch(req) => {
                 let now = self.now_ms();
                 self.watches.on_request(req, now);
@@ -504,6 +532,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             ClientRequest::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            ClientRequest::Maintenance(req) => self.on_maintenance(req),
             ClientRequest::TransferLeader { to, reply } => {
                 let r = self.raft.transfer_leader(to).map_err(|e| match e {
                     sextant_core::TransferError::NotLeader { leader_hint } => {
@@ -547,6 +576,27 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         }
         let deadline_tick = self.ticks + self.ticks_for(timeout);
         self.reads_new.push(PendingRead { op, deadline_tick });
+    }
+
+    /// A request id for a proposal a failed member forwards itself (see `maintenance`).
+    pub(super) fn next_alarm_request_id(&mut self) -> RequestId {
+        self.next_request_id()
+    }
+
+    pub(super) fn request_epoch(&self) -> u64 {
+        self.cfg.request_epoch
+    }
+
+    pub(super) fn send_peer(&self, m: Message) {
+        self.peers.send(m);
+    }
+
+    pub(super) fn snapshot_in_progress(&self) -> bool {
+        self.snapshot_in_progress
+    }
+
+    pub(super) fn snapshot_index(&self) -> Index {
+        self.last_snapshot_index
     }
 
     fn next_request_id(&mut self) -> RequestId {
@@ -643,6 +693,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 });
                 let _ = reply.send(out.map_err(ClientError::from));
             }
+            ReadOp::Members { reply } => {
+                let _ = reply.send(Ok(MemberList {
+                    header: self.header(self.kv.revision()),
+                    members: self.member_list(),
+                }));
+            }
         }
     }
 
@@ -700,8 +756,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 if let Err(e) = self.raft.compact(compact_to) {
                     tracing::warn!(compact_to, error = %e, "log compaction skipped");
                 }
+                self.defrag_snapshot_saved();
             }
-            StorageDone::Failed(why) => self.fail(why),
+            StorageDone::Failed(f) => {
+                let alarm = f.no_space.then_some(sextant_core::kv::AlarmKind::NoSpace);
+                self.fail_with(f.message, alarm)
+            }
         }
     }
 
@@ -709,9 +769,15 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// carries on without us, and refuse writes. Nothing acknowledged is lost: acknowledgements
     /// only ever follow durable writes.
     fn fail(&mut self, why: String) {
+        self.fail_with(why, None)
+    }
+
+    /// [`Self::fail`], raising `alarm` about this member (see `maintenance`).
+    fn fail_with(&mut self, why: String, alarm: Option<sextant_core::kv::AlarmKind>) {
         if self.failed.is_some() {
             return;
         }
+        self.maintenance_failed(&why, alarm);
         tracing::error!(error = %why, "storage failed; this node stops accepting writes");
         self.proposals_failed += (self.writes.len() + self.parked_writes.len()) as u64;
         for (_, w) in std::mem::take(&mut self.writes) {
@@ -749,6 +815,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.serve_lease_queries();
         self.watches.pump(&self.kv);
         self.maybe_snapshot();
+        self.publish_membership();
         self.log_role_change();
         if let Some(observe) = &mut self.observer {
             observe(&self.raft, &self.kv, self.kv_applied);
@@ -805,9 +872,13 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                     self.last_snapshot_index = snap.meta.index;
                     self.snapshots_installed += 1;
                     self.watches.restored(self.kv.revision());
+                    self.membership.registry_changed();
                 }
                 Err(e) => {
-                    self.fail(format!("snapshot from the leader cannot be restored: {e}"));
+                    self.fail_with(
+                        format!("snapshot from the leader cannot be restored: {e}"),
+                        Some(sextant_core::kv::AlarmKind::Corrupt),
+                    );
                     return;
                 }
             }
@@ -815,8 +886,13 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         for e in rd.committed {
             self.kv_applied = e.index;
             self.applied_term = e.term;
-            if let EntryPayload::Normal(data) = &e.payload {
-                self.apply(e.index, data);
+            match &e.payload {
+                EntryPayload::Normal(data) => self.apply(e.index, data),
+                EntryPayload::ConfChange(cc) => {
+                    self.kv.apply_conf_change(cc);
+                    self.member_change_applied(e.index, e.term, cc);
+                }
+                _ => {}
             }
         }
         for rs in rd.read_states {
@@ -833,6 +909,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         };
         let result = self.kv.apply(&lc.cmd);
+        if matches!(
+            lc.cmd,
+            Command::MemberPublish { .. } | Command::MemberUpdate { .. }
+        ) {
+            self.membership.registry_changed();
+        }
         if let Ok(applied) = &result {
             self.watches.applied(applied.revision, &applied.events);
         }
@@ -850,9 +932,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
 
     /// Snapshots the state machine every `snapshot_every_entries` applied entries.
     fn maybe_snapshot(&mut self) {
-        if self.snapshot_in_progress
-            || self.kv_applied < self.last_snapshot_index + self.cfg.snapshot_every_entries
-        {
+        let due = self.kv_applied >= self.last_snapshot_index + self.cfg.snapshot_every_entries
+            || (self.maintenance.wants_snapshot() && self.kv_applied > self.last_snapshot_index);
+        if self.snapshot_in_progress || !due {
             return;
         }
         let index = self.kv_applied;
@@ -875,5 +957,6 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         }
         self.snapshot_in_progress = true;
+        self.defrag_snapshot_started();
     }
 }

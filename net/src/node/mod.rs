@@ -12,8 +12,11 @@
 //! small hooks in the loop: leases (`leases`: the leader's lessor proposing revokes and
 //! checkpoints; keepalives answered only when the TTL is sure to hold as a lower bound),
 //! watches (`watches`: the watch hub, fed every applied revision and snapshot install, with
-//! bounded per-stream delivery; client side in `watch_stream`) and auto-compaction
-//! (`compaction`). Every client write passes the member's `KvLimits` before it is proposed.
+//! bounded per-stream delivery; client side in `watch_stream`), auto-compaction
+//! (`compaction`), membership (`members`: etcd's member changes at the leader, the member
+//! list, noticing this member's removal) and maintenance (`maintenance`: state snapshots and
+//! hashes for the `Maintenance` service, defragmentation, alarms a failed member raises about
+//! itself). Every client write passes the member's `KvLimits` before it is proposed.
 //! Time for all of them is `ticks * tick interval`, never the wall clock.
 //!
 //! It is generic over how messages reach peers (`PeerSender`), how the disk is driven
@@ -26,6 +29,8 @@ mod command;
 mod compaction;
 mod event_loop;
 mod leases;
+mod maintenance;
+mod members;
 mod storage_io;
 mod watch_stream;
 mod watches;
@@ -37,7 +42,11 @@ pub use client::{
 pub use clock::{Clock, IntervalClock};
 pub use command::{LogCommand, RequestId};
 pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
+pub use maintenance::StateSnapshot;
+pub use members::{
+    Member, MemberChange, MemberChanged, MemberError, MemberList, MembershipView, LEARNERS_MAX,
+};
 #[cfg(not(madsim))]
 pub use storage_io::spawn_storage_thread;
-pub use storage_io::{run_batch, DurableLog, StorageDone, StorageIo, StorageOp};
+pub use storage_io::{run_batch, DurableLog, StorageDone, StorageFailure, StorageIo, StorageOp};
 pub use watch_stream::{WatchReceiver, WatchSender, WatchStream};

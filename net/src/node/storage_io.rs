@@ -35,7 +35,30 @@ pub enum StorageDone {
     },
     /// The disk failed; nothing after the last `Persisted` is durable, and the worker takes
     /// no more writes.
-    Failed(String),
+    Failed(StorageFailure),
+}
+
+/// Why the storage worker stopped taking writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageFailure {
+    pub message: String,
+    /// The disk is full (the member raises a NOSPACE alarm).
+    pub no_space: bool,
+}
+
+impl StorageFailure {
+    fn of<L: DurableLog>(what: &str, e: &L::Error) -> StorageFailure {
+        StorageFailure {
+            message: format!("{what}: {e}"),
+            no_space: L::is_no_space(e),
+        }
+    }
+}
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// The channel pair the node loop uses to talk to a storage worker.
@@ -56,6 +79,10 @@ pub trait DurableLog: Send + 'static {
     fn sync(&mut self) -> Result<(), Self::Error>;
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error>;
     fn compact(&mut self, index: Index) -> Result<(), Self::Error>;
+    /// Whether `e` means the disk is full.
+    fn is_no_space(_e: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// Runs `log` on a dedicated OS thread (blocking file I/O must not stall the runtime). The
@@ -98,17 +125,18 @@ pub fn run_batch<L: DurableLog>(
     log: &mut L,
     batch: Vec<StorageOp>,
     done: &mpsc::UnboundedSender<StorageDone>,
-) -> Result<(), String> {
+) -> Result<(), StorageFailure> {
     let mut last_id: Option<PersistId> = None;
     let mut need_sync = false;
     let flush = |log: &mut L, last_id: &mut Option<PersistId>, need_sync: &mut bool| {
         if let Some(id) = last_id.take() {
             if std::mem::take(need_sync) {
-                log.sync().map_err(|e| format!("fsync failed: {e}"))?;
+                log.sync()
+                    .map_err(|e| StorageFailure::of::<L>("fsync failed", &e))?;
             }
             let _ = done.send(StorageDone::Persisted(id));
         }
-        Ok::<(), String>(())
+        Ok::<(), StorageFailure>(())
     };
     for op in batch {
         match op {
@@ -120,7 +148,7 @@ pub fn run_batch<L: DurableLog>(
                 must_sync,
             } => {
                 log.append(hard_state, snapshot.as_ref(), &entries)
-                    .map_err(|e| format!("write failed: {e}"))?;
+                    .map_err(|e| StorageFailure::of::<L>("write failed", &e))?;
                 need_sync |= must_sync;
                 last_id = Some(id);
             }
@@ -130,9 +158,9 @@ pub fn run_batch<L: DurableLog>(
             } => {
                 flush(log, &mut last_id, &mut need_sync)?;
                 log.save_snapshot(&snapshot)
-                    .map_err(|e| format!("saving snapshot failed: {e}"))?;
+                    .map_err(|e| StorageFailure::of::<L>("saving snapshot failed", &e))?;
                 log.compact(compact_to)
-                    .map_err(|e| format!("compacting the log failed: {e}"))?;
+                    .map_err(|e| StorageFailure::of::<L>("compacting the log failed", &e))?;
                 let _ = done.send(StorageDone::SnapshotSaved {
                     index: snapshot.meta.index,
                     compact_to,

@@ -72,6 +72,22 @@ pub fn cluster_id(token: &str, members: impl Iterator<Item = NodeId>) -> u64 {
     fnv1a(&[&bytes, token.as_bytes()]).max(1)
 }
 
+/// The identity written into `dir`, if any.
+pub fn read(dir: &Path) -> Result<Option<Identity>, IdentityError> {
+    let path = dir.join(FILE);
+    let p = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| IdentityError::Corrupt {
+                path: p,
+                why: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(IdentityError::Io { path: p, source }),
+    }
+}
+
 /// Writes the identity into a new data dir, or checks it against an existing one.
 pub fn check_or_write(dir: &Path, want: &Identity) -> Result<(), IdentityError> {
     let path = dir.join(FILE);

@@ -7,8 +7,11 @@
 mod endpoints;
 mod grpc_metrics;
 mod identity;
+mod membership;
 mod metered_storage;
 mod metrics;
+mod restore;
+pub mod snapshot_file;
 mod tls;
 mod urls;
 
@@ -29,10 +32,11 @@ pub use grpc_metrics::GrpcMetricsLayer;
 pub use identity::{cluster_id, member_id, Identity};
 pub use metered_storage::MeteredStorage;
 pub use metrics::{Metrics, MetricsError};
+pub use restore::{restore_snapshot, RestoreError, RestoreOptions, Restored};
 pub use tls::{client_tls, peer_tls, TlsError, TlsFiles, TlsSide};
 pub use urls::{is_https, parse_url_list, resolve_listen, UrlError};
 
-use crate::grpc::{KvService, MaintenanceService};
+use crate::grpc::{ClusterService, ElectionService, KvService, LockService, MaintenanceService};
 use crate::node::{
     spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
 };
@@ -137,6 +141,9 @@ impl DurableLog for FileStorage {
     fn compact(&mut self, index: sextant_core::Index) -> Result<(), WriteError> {
         FileStorage::compact(self, index)
     }
+    fn is_no_space(e: &WriteError) -> bool {
+        e.is_no_space()
+    }
 }
 
 struct TransportSender(Arc<TcpTransport>);
@@ -158,6 +165,8 @@ pub struct Server {
     pub metrics_addrs: Vec<SocketAddr>,
     pub peer_addr: SocketAddr,
     stop: watch::Sender<bool>,
+    /// Turns true when this member was removed from the cluster.
+    removed: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
     node_task: JoinHandle<()>,
     storage_thread: std::thread::JoinHandle<()>,
@@ -181,7 +190,15 @@ impl Server {
                 cfg.name
             )));
         };
-        let cid = cluster_id(&cfg.initial_cluster_token, members.keys().copied());
+        // A member that joined an existing cluster keeps the id it learned then; a new
+        // member of one asks a peer (the id derives from the initial members).
+        let cid = match identity::read(&cfg.data_dir)? {
+            Some(found) => found.cluster_id,
+            None if cfg.initial_cluster_state == ClusterState::Existing => {
+                membership::discover(&cfg, &members, me).await?
+            }
+            None => cluster_id(&cfg.initial_cluster_token, members.keys().copied()),
+        };
         identity::check_or_write(
             &cfg.data_dir,
             &Identity {
@@ -207,7 +224,9 @@ impl Server {
         let (raft, kv, applied) = if fresh && cfg.initial_cluster_state == ClusterState::New {
             let voters: Vec<NodeId> = members.keys().copied().collect();
             tracing::info!(member = me, ?voters, "bootstrapping a new cluster");
-            (Raft::bootstrap(raft_cfg, &voters)?, KvStore::new(), 0)
+            let context = membership::bootstrap_context(&cfg, &members);
+            let raft = Raft::bootstrap_with_context(raft_cfg, &voters, context)?;
+            (raft, KvStore::new(), 0)
         } else {
             let state = recovered.state;
             let (kv, applied) = match &state.snapshot {
@@ -313,6 +332,9 @@ impl Server {
             let incoming = accept_stream(listener);
             let svc = KvService::server(handle.clone(), kv_limits(&cfg));
             let maintenance = MaintenanceService::server(handle.clone());
+            let cluster = ClusterService::server(handle.clone(), cfg.initial_cluster_token.clone());
+            let lock = LockService::server(handle.clone());
+            let election = ElectionService::server(handle.clone());
             let stop_rx = stop_rx.clone();
             // HTTP/1.1 too, for `/metrics` and `/health` beside the gRPC services.
             let mut builder = tonic::transport::Server::builder().accept_http1(true);
@@ -328,6 +350,9 @@ impl Server {
                     .add_routes(routes)
                     .add_service(svc)
                     .add_service(maintenance)
+                    .add_service(cluster)
+                    .add_service(lock)
+                    .add_service(election)
                     .serve_with_incoming_shutdown(incoming, wait_stop(stop_rx))
                     .await;
                 if let Err(e) = r {
@@ -341,6 +366,20 @@ impl Server {
             };
             tracing::info!(%local, scheme, "serving etcd v3 clients");
         }
+        let (removed_tx, removed) = watch::channel(false);
+        tasks.push(membership::spawn_publish(
+            handle.clone(),
+            cfg.name.clone(),
+            cfg.advertise_client_urls.clone(),
+            stop_rx.clone(),
+        ));
+        tasks.push(membership::spawn_follow(
+            handle.clone(),
+            transport.clone(),
+            cid,
+            stop_rx.clone(),
+            removed_tx,
+        ));
         tracing::info!(member = me, cluster = cid, %peer_addr, "member started");
         Ok(Server {
             member_id: me,
@@ -350,11 +389,22 @@ impl Server {
             metrics_addrs,
             peer_addr,
             stop,
+            removed,
             tasks,
             node_task,
             storage_thread,
             transport,
         })
+    }
+
+    /// Completes when this member has been removed from the cluster (it applied its removal,
+    /// or the other members no longer list it): the caller should [`Server::shutdown`] it.
+    pub async fn removed(&self) {
+        let mut rx = self.removed.clone();
+        if rx.wait_for(|removed| *removed).await.is_err() {
+            // The membership task ended without a removal (the server is stopping).
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Stops serving clients, stops the node loop, lets the storage thread finish its last

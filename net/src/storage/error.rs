@@ -86,6 +86,11 @@ impl WriteError {
     pub fn is_poisoning(&self) -> bool {
         matches!(self, WriteError::Io { .. } | WriteError::Poisoned(_))
     }
+
+    /// True when a write failed because the disk is full (`ENOSPC`).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, WriteError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    }
 }
 
 /// A failed file system call, before it is turned into the error of the operation at hand.

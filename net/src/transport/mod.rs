@@ -63,6 +63,8 @@ pub mod handshake;
 #[cfg(not(madsim))]
 mod backoff;
 #[cfg(not(madsim))]
+mod discover;
+#[cfg(not(madsim))]
 mod listener;
 #[cfg(not(madsim))]
 mod peer;
@@ -73,6 +75,8 @@ mod tcp;
 #[cfg(not(madsim))]
 mod tls;
 
+#[cfg(not(madsim))]
+pub use discover::discover_cluster_id;
 pub use error::{
     ConnectionError, DialError, EncodeError, FrameError, HandshakeError, SendError, SetPeerError,
     StartError,

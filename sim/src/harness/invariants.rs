@@ -100,9 +100,29 @@ impl Invariants {
     /// that term nobody else can change them. So whenever the follower is (still) in the
     /// leader's term, its log must hold the leader's entry at the match index. An answer
     /// from an earlier term counted as current breaks exactly this.
+    /// Nor can a match index lie beyond the leader's own log (a leader's log only grows in
+    /// its term, and a follower acknowledges no more than the leader sent it), nor be set at
+    /// all for a member that has not yet been in the leader's term (it acknowledges only
+    /// after taking on the term, durably).
     fn check_match_indexes(&mut self, id: NodeId, raft: &Raft) {
         let term = raft.term();
         let mut broken = Vec::new();
+        for (&peer, (peer_term, _, _)) in &self.logs {
+            let m = raft.progress(peer).map_or(0, |p| p.match_index);
+            if peer == id || m == 0 {
+                continue;
+            }
+            if m > raft.last_index() {
+                broken.push(format!(
+                    "leader {id} of term {term} counts member {peer} as holding {m}, beyond its own log's end {}",
+                    raft.last_index()
+                ));
+            } else if *peer_term < term {
+                broken.push(format!(
+                    "leader {id} of term {term} counts member {peer} as holding {m}, but that member has only reached term {peer_term}"
+                ));
+            }
+        }
         for (&peer, (peer_term, peer_first, peer_terms)) in &self.logs {
             if peer == id || *peer_term != term {
                 continue;

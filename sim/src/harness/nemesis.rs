@@ -1,7 +1,7 @@
 //! The nemesis: injects this seed's fault mix at random times during the safety phase —
 //! partitions (random halves, one member isolated, a majorities ring, a bridge, one-way),
-//! crashes with restarts (losing unsynced writes), pauses, message loss, duplication and
-//! delay (reordering), and clock drift and jumps.
+//! crashes with restarts (losing unsynced writes), pauses, message loss, duplication, delay
+//! (reordering) and stale replays (copies delivered seconds later), and clock drift and jumps.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,6 +149,7 @@ pub async fn run(
         (rates.transfer, 10),
         (rates.membership, 11),
         (rates.corruption, 12),
+        (rates.replay, 13),
     ];
     while !stop.load(Ordering::SeqCst) {
         // Exponential inter-arrival times with the summed rate.
@@ -225,6 +226,11 @@ pub async fn run(
                     let ms = level_or_off(&mut rng, 5..c.spec.delay_ms_max.max(6));
                     c.net.delay_max_ms.store(ms, Ordering::SeqCst);
                     format!("delay up to {ms} ms")
+                }
+                13 => {
+                    let pm = level_or_off(&mut rng, 10..300);
+                    c.net.replay_pm.store(pm, Ordering::SeqCst);
+                    format!("replay {pm}‰ of messages 0.5–3 s late")
                 }
                 6 => {
                     let m = &c.members[&id];

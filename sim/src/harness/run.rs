@@ -194,6 +194,11 @@ async fn simulate(s: Scenario) -> Raw {
         .name("clients")
         .ip("10.1.0.1".parse().expect("ip"))
         .build();
+    if s.faults.replay > 0.0 {
+        // Only scenarios that replay get the network's replay node (others run as before).
+        let c = cluster.lock().expect("cluster");
+        super::transport::start_replayer(&handle, &c.net);
+    }
     let wl = WorkloadSpec {
         clients: s.clients,
         keys: s.keys,

@@ -24,6 +24,9 @@ pub struct FaultRates {
     pub duplicate: f64,
     #[serde(default)]
     pub delay: f64,
+    /// Stale replays: set the share of messages that are delivered once more 0.5–3 s later.
+    #[serde(default)]
+    pub replay: f64,
     #[serde(default)]
     pub clock: f64,
     /// Isolate the current leader.
@@ -231,6 +234,7 @@ impl FaultRates {
             loss: pick(self.loss),
             duplicate: pick(self.duplicate),
             delay: pick(self.delay),
+            replay: pick(self.replay),
             clock: pick(self.clock),
             leader_partition: pick(self.leader_partition),
             leader_pause: pick(self.leader_pause),
@@ -249,6 +253,7 @@ impl FaultRates {
             + self.loss
             + self.duplicate
             + self.delay
+            + self.replay
             + self.clock
             + self.leader_partition
             + self.leader_pause
