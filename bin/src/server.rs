@@ -8,13 +8,25 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
-use sextant_net::server::{parse_url_list, resolve_listen, ClusterState, Server, ServerConfig};
+use sextant_net::core::kv::AutoCompactionMode;
+use sextant_net::server::{
+    is_https, parse_url_list, resolve_listen, ClusterState, Server, ServerConfig, TlsFiles,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StateArg {
     New,
     Existing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompactionModeArg {
+    /// Keep `--auto-compaction-retention` of history (a duration like `30m`, or hours).
+    Periodic,
+    /// Keep the latest `--auto-compaction-retention` revisions.
+    Revision,
 }
 
 /// Flags as etcd names them. Every flag can also be set in the `--config-file` (same names).
@@ -68,6 +80,43 @@ pub struct ServerArgs {
     /// Serve linearizable reads from the leader's lease (needs bounded clock drift).
     #[arg(long)]
     experimental_lease_reads: bool,
+    /// Most compares, and most ops per branch, in one txn [default: 128].
+    #[arg(long)]
+    max_txn_ops: Option<usize>,
+    /// `periodic` or `revision` [default: periodic].
+    #[arg(long, value_enum)]
+    auto_compaction_mode: Option<CompactionModeArg>,
+    /// History to keep: a duration (`1h`, `30m`, or a number of hours) in periodic mode, a
+    /// number of revisions in revision mode; 0 turns auto-compaction off [default: 0].
+    #[arg(long)]
+    auto_compaction_retention: Option<String>,
+    /// Plain-HTTP URLs serving only /metrics and /health (they are on the client URLs too).
+    #[arg(long)]
+    listen_metrics_urls: Option<String>,
+    /// Certificate (PEM) for https client URLs.
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --cert-file.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign client certificates.
+    #[arg(long)]
+    trusted_ca_file: Option<PathBuf>,
+    /// Refuse clients without a certificate signed by --trusted-ca-file.
+    #[arg(long)]
+    client_cert_auth: bool,
+    /// Certificate (PEM) for https peer URLs, presented both when accepting and dialing.
+    #[arg(long)]
+    peer_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --peer-cert-file.
+    #[arg(long)]
+    peer_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the peers' certificates.
+    #[arg(long)]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// Refuse peers without a certificate signed by --peer-trusted-ca-file.
+    #[arg(long)]
+    peer_client_cert_auth: bool,
     /// Log filter (e.g. `info`, `sextant_net=debug`) [default: info, or RUST_LOG].
     #[arg(long)]
     log_level: Option<String>,
@@ -92,6 +141,18 @@ struct FileConfig {
     max_request_bytes: Option<usize>,
     request_timeout: Option<u64>,
     experimental_lease_reads: Option<bool>,
+    max_txn_ops: Option<usize>,
+    auto_compaction_mode: Option<CompactionModeArg>,
+    auto_compaction_retention: Option<String>,
+    listen_metrics_urls: Option<String>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: Option<bool>,
+    peer_cert_file: Option<PathBuf>,
+    peer_key_file: Option<PathBuf>,
+    peer_trusted_ca_file: Option<PathBuf>,
+    peer_client_cert_auth: Option<bool>,
     log_level: Option<String>,
 }
 
@@ -169,6 +230,67 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String)> {
     if max_request_bytes == 0 {
         bail!("--max-request-bytes must be positive");
     }
+    let max_txn_ops = args.max_txn_ops.or(file.max_txn_ops).unwrap_or(128);
+    if max_txn_ops == 0 {
+        bail!("--max-txn-ops must be positive");
+    }
+    let auto_compaction = auto_compaction(
+        args.auto_compaction_mode
+            .or(file.auto_compaction_mode)
+            .unwrap_or(CompactionModeArg::Periodic),
+        args.auto_compaction_retention
+            .or(file.auto_compaction_retention)
+            .as_deref()
+            .unwrap_or("0"),
+    )?;
+    let listen_metrics = match args.listen_metrics_urls.or(file.listen_metrics_urls) {
+        None => Vec::new(),
+        Some(s) => {
+            let urls = parse_url_list(&s).context("--listen-metrics-urls")?;
+            if let Some(u) = urls.iter().find(|u| is_https(u)) {
+                bail!("--listen-metrics-urls: {u}: metrics are served over plain http only");
+            }
+            urls.iter()
+                .map(|u| resolve_listen(u))
+                .collect::<Result<_, _>>()
+                .context("--listen-metrics-urls")?
+        }
+    };
+    let client_tls = tls_files(
+        "--listen-client-urls",
+        &listen_client_urls,
+        "",
+        TlsFlags {
+            cert_file: args.cert_file.or(file.cert_file),
+            key_file: args.key_file.or(file.key_file),
+            trusted_ca_file: args.trusted_ca_file.or(file.trusted_ca_file),
+            client_cert_auth: args.client_cert_auth || file.client_cert_auth.unwrap_or(false),
+        },
+    )?;
+    let every_peer_url: Vec<String> = initial_cluster.values().flatten().cloned().collect();
+    let peer_tls = tls_files(
+        "--listen-peer-urls",
+        &listen_peer_urls,
+        "peer-",
+        TlsFlags {
+            cert_file: args.peer_cert_file.or(file.peer_cert_file),
+            key_file: args.peer_key_file.or(file.peer_key_file),
+            trusted_ca_file: args.peer_trusted_ca_file.or(file.peer_trusted_ca_file),
+            client_cert_auth: args.peer_client_cert_auth
+                || file.peer_client_cert_auth.unwrap_or(false),
+        },
+    )?;
+    let peer_scheme_https = peer_tls.is_some();
+    if let Some(u) = every_peer_url
+        .iter()
+        .find(|u| is_https(u) != peer_scheme_https)
+    {
+        bail!(
+            "--initial-cluster: {u}: every peer URL must use the scheme of --listen-peer-urls \
+             ({}), since this member dials peers as it accepts them",
+            if peer_scheme_https { "https" } else { "http" }
+        );
+    }
     let cfg = ServerConfig {
         name,
         data_dir,
@@ -200,12 +322,133 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String)> {
         ),
         lease_reads: args.experimental_lease_reads
             || file.experimental_lease_reads.unwrap_or(false),
+        listen_metrics,
+        client_tls,
+        peer_tls,
+        auto_compaction,
+        max_txn_ops,
     };
     let log = args
         .log_level
         .or(file.log_level)
         .unwrap_or_else(|| std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
     Ok((cfg, log))
+}
+
+/// One listener's TLS flags as given.
+struct TlsFlags {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: bool,
+}
+
+/// TLS for a listener whose URLs are all https; none for all http; mixed schemes, or
+/// https without a certificate and key, or certificate flags for http URLs, are refused.
+/// `prefix` is the flags' prefix (`peer-` for the peer listener).
+fn tls_files(
+    urls_flag: &str,
+    urls: &[String],
+    prefix: &str,
+    flags: TlsFlags,
+) -> anyhow::Result<Option<TlsFiles>> {
+    let https = urls.iter().filter(|u| is_https(u)).count();
+    if https != 0 && https != urls.len() {
+        bail!("{urls_flag}: mixing http:// and https:// URLs is not supported");
+    }
+    if https == 0 {
+        if flags.cert_file.is_some() || flags.key_file.is_some() {
+            bail!(
+                "--{prefix}cert-file/--{prefix}key-file are set but {urls_flag} are http://; \
+                 use https:// URLs to serve TLS"
+            );
+        }
+        return Ok(None);
+    }
+    let (Some(cert_file), Some(key_file)) = (flags.cert_file, flags.key_file) else {
+        bail!("{urls_flag} are https:// and need --{prefix}cert-file and --{prefix}key-file");
+    };
+    Ok(Some(TlsFiles {
+        cert_file,
+        key_file,
+        trusted_ca_file: flags.trusted_ca_file,
+        client_cert_auth: flags.client_cert_auth,
+    }))
+}
+
+/// etcd's `--auto-compaction-mode` and `--auto-compaction-retention`; retention 0 is off.
+fn auto_compaction(
+    mode: CompactionModeArg,
+    retention: &str,
+) -> anyhow::Result<Option<AutoCompactionMode>> {
+    let retention = retention.trim();
+    match mode {
+        CompactionModeArg::Revision => {
+            let revisions: i64 = retention.parse().with_context(|| {
+                format!("--auto-compaction-retention {retention:?}: revision mode takes a number of revisions")
+            })?;
+            match revisions {
+                0 => Ok(None),
+                n if n < 0 => bail!("--auto-compaction-retention must not be negative"),
+                n => Ok(Some(AutoCompactionMode::Revision {
+                    retained_revisions: n,
+                })),
+            }
+        }
+        CompactionModeArg::Periodic => {
+            // A bare number is hours (etcd's rule); otherwise a Go-style duration.
+            let retention_ms = match retention.parse::<u64>() {
+                Ok(hours) => hours as f64 * 3_600_000.0,
+                Err(_) => go_duration_ms(retention).with_context(|| {
+                    format!("--auto-compaction-retention {retention:?}: expected hours or a duration like 30m, 1h30m, 10s")
+                })?,
+            };
+            if retention_ms == 0.0 {
+                return Ok(None);
+            }
+            if retention_ms < 10.0 {
+                bail!("--auto-compaction-retention must be at least 10ms");
+            }
+            Ok(Some(AutoCompactionMode::Periodic {
+                retention_ms: retention_ms.round() as u64,
+            }))
+        }
+    }
+}
+
+/// A Go duration (`1h30m`, `90s`, `1.5h`, `500ms`) in milliseconds.
+fn go_duration_ms(s: &str) -> anyhow::Result<f64> {
+    let mut rest = s;
+    let mut total_ms = 0f64;
+    if rest.is_empty() {
+        bail!("empty duration");
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{s:?}: expected a number at {rest:?}"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let unit_ms = match unit {
+            "ns" => 1e-6,
+            "us" | "µs" => 1e-3,
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" => 60e3,
+            "h" => 3600e3,
+            "" => bail!("{s:?}: {num} has no unit (ns, us, ms, s, m, h)"),
+            other => bail!("{s:?}: unknown unit {other:?}"),
+        };
+        total_ms += value * unit_ms;
+        rest = tail;
+    }
+    Ok(total_ms)
 }
 
 /// `name=url,name=url` (a name may repeat for several URLs, as in etcd).
@@ -321,6 +564,101 @@ mod tests {
         .unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn auto_compaction_flags_follow_etcd() {
+        use CompactionModeArg::{Periodic, Revision};
+        assert_eq!(auto_compaction(Periodic, "0").unwrap(), None);
+        assert_eq!(
+            auto_compaction(Periodic, "1").unwrap(),
+            Some(AutoCompactionMode::Periodic {
+                retention_ms: 3_600_000
+            })
+        );
+        assert_eq!(
+            auto_compaction(Periodic, "1h30m").unwrap(),
+            Some(AutoCompactionMode::Periodic {
+                retention_ms: 5_400_000
+            })
+        );
+        assert_eq!(
+            auto_compaction(Periodic, "500ms").unwrap(),
+            Some(AutoCompactionMode::Periodic { retention_ms: 500 })
+        );
+        assert_eq!(
+            auto_compaction(Revision, "1000").unwrap(),
+            Some(AutoCompactionMode::Revision {
+                retained_revisions: 1000
+            })
+        );
+        assert!(auto_compaction(Revision, "1h").is_err());
+        assert!(auto_compaction(Periodic, "5x").is_err());
+        assert!(auto_compaction(Periodic, "1ns").is_err());
+        let args = ServerArgs {
+            auto_compaction_mode: Some(Revision),
+            auto_compaction_retention: Some("10".into()),
+            max_txn_ops: Some(64),
+            ..Default::default()
+        };
+        let (cfg, _) = resolve(args).unwrap();
+        assert_eq!(
+            cfg.auto_compaction,
+            Some(AutoCompactionMode::Revision {
+                retained_revisions: 10
+            })
+        );
+        assert_eq!(cfg.max_txn_ops, 64);
+    }
+
+    #[test]
+    fn tls_flags_must_match_the_url_schemes() {
+        let https = ServerArgs {
+            listen_client_urls: Some("https://127.0.0.1:2379".into()),
+            ..Default::default()
+        };
+        let err = resolve(https).unwrap_err().to_string();
+        assert!(err.contains("need --cert-file and --key-file"), "{err}");
+        let plain_with_cert = ServerArgs {
+            cert_file: Some("c.pem".into()),
+            key_file: Some("k.pem".into()),
+            ..Default::default()
+        };
+        assert!(resolve(plain_with_cert).is_err());
+        let mixed = ServerArgs {
+            listen_client_urls: Some("https://127.0.0.1:2379,http://127.0.0.1:2381".into()),
+            cert_file: Some("c.pem".into()),
+            key_file: Some("k.pem".into()),
+            ..Default::default()
+        };
+        assert!(resolve(mixed).unwrap_err().to_string().contains("mixing"));
+        let ok = ServerArgs {
+            listen_client_urls: Some("https://127.0.0.1:2379".into()),
+            cert_file: Some("c.pem".into()),
+            key_file: Some("k.pem".into()),
+            trusted_ca_file: Some("ca.pem".into()),
+            client_cert_auth: true,
+            listen_metrics_urls: Some("http://127.0.0.1:2381".into()),
+            ..Default::default()
+        };
+        let (cfg, _) = resolve(ok).unwrap();
+        let tls = cfg.client_tls.expect("client TLS");
+        assert!(tls.client_cert_auth);
+        assert_eq!(tls.trusted_ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cfg.listen_metrics, vec!["127.0.0.1:2381".parse().unwrap()]);
+        assert!(cfg.peer_tls.is_none());
+        // Peer TLS: every initial-cluster URL must be https too.
+        let peer = ServerArgs {
+            listen_peer_urls: Some("https://127.0.0.1:2380".into()),
+            peer_cert_file: Some("c.pem".into()),
+            peer_key_file: Some("k.pem".into()),
+            initial_cluster: Some(
+                "default=https://127.0.0.1:2380,other=http://127.0.0.2:2380".into(),
+            ),
+            ..Default::default()
+        };
+        let err = resolve(peer).unwrap_err().to_string();
+        assert!(err.contains("every peer URL"), "{err}");
     }
 
     #[test]

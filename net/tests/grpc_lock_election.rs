@@ -43,6 +43,11 @@ async fn start() -> Node {
         max_request_bytes: 1536 * 1024,
         request_timeout: Duration::from_secs(5),
         lease_reads: false,
+        listen_metrics: vec![],
+        client_tls: None,
+        peer_tls: None,
+        auto_compaction: None,
+        max_txn_ops: 128,
     };
     let server = Server::start(cfg).await.expect("server starts");
     let addr = server.client_addrs[0];

@@ -56,6 +56,11 @@ async fn start_cluster() -> Cluster {
             max_request_bytes: 1536 * 1024,
             request_timeout: Duration::from_secs(5),
             lease_reads: false,
+            listen_metrics: vec![],
+            client_tls: None,
+            peer_tls: None,
+            auto_compaction: None,
+            max_txn_ops: 128,
         };
         servers.push(Server::start(cfg).await.expect("member starts"));
     }

@@ -53,6 +53,11 @@ async fn start_with(max_request_bytes: usize) -> Node {
         max_request_bytes,
         request_timeout: Duration::from_secs(5),
         lease_reads: false,
+        listen_metrics: vec![],
+        client_tls: None,
+        peer_tls: None,
+        auto_compaction: None,
+        max_txn_ops: 128,
     };
     let server = Server::start(cfg).await.expect("server starts");
     let addr = server.client_addrs[0];

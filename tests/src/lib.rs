@@ -1,8 +1,16 @@
 //! Harness for end-to-end tests of real `sextant` processes on 127.0.0.x: builds the binary,
 //! starts members with etcd-style flags, kills (`SIGKILL`) and restarts them, and talks to
 //! them over the etcd v3 gRPC API (a tonic client generated from the same etcd protos, so
-//! requests cross a real HTTP/2 connection). Every process is killed when the harness is
-//! dropped, also when a test fails; every wait is bounded.
+//! requests cross a real HTTP/2 connection), or plain HTTP/1.1 for `/metrics` and `/health`.
+//! Members may serve clients and peers over TLS with certificates the harness makes
+//! ([`TestCerts`]). Every process is killed when the harness is dropped, also when a test
+//! fails; every wait is bounded.
+
+mod certs;
+mod http;
+
+pub use certs::TestCerts;
+pub use http::http_get;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -13,7 +21,7 @@ use std::time::{Duration, Instant};
 pub mod cli;
 
 use sextant_net::grpc::pb::etcdserverpb as pb;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// The `sextant` binary of this workspace, built (once per test process) if needed.
 pub fn sextant_bin() -> PathBuf {
@@ -60,6 +68,10 @@ pub struct Member {
     pub peer_port: u16,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
+    /// The port of `--listen-metrics-urls`, when the cluster has them.
+    pub metrics_port: Option<u16>,
+    client_https: bool,
+    peer_https: bool,
     /// Starts with `--initial-cluster-state existing` (a member added to a running cluster).
     pub joins_existing: bool,
     boots: u32,
@@ -68,11 +80,23 @@ pub struct Member {
 
 impl Member {
     pub fn client_url(&self) -> String {
-        format!("http://{}:{}", self.ip, self.client_port)
+        let scheme = if self.client_https { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.ip, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://{}:{}", self.ip, self.peer_port)
+        let scheme = if self.peer_https { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.ip, self.peer_port)
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.client_port))
+    }
+
+    /// Where `--listen-metrics-urls` is served (panics if the cluster has none).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let port = self.metrics_port.expect("started with metrics URLs");
+        SocketAddr::from((self.ip, port))
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -147,21 +171,43 @@ impl Default for Tuning {
     }
 }
 
+/// How members listen, beyond the defaults: TLS, metrics URLs, more flags.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// https client URLs (pass the certificate flags in `extra_args`).
+    pub client_https: bool,
+    /// https peer URLs (pass the `--peer-*` certificate flags in `extra_args`).
+    pub peer_https: bool,
+    /// Give every member a `--listen-metrics-urls` of its own.
+    pub metrics_urls: bool,
+    /// Flags added to every member's command line.
+    pub extra_args: Vec<String>,
+}
+
 /// A cluster of real processes.
 pub struct ProcessCluster {
     pub members: Vec<Member>,
     pub tuning: Tuning,
+    pub options: ClusterOptions,
     _dir: tempfile::TempDir,
 }
 
 impl ProcessCluster {
     /// Starts `n` members on 127.0.0.1 ..= 127.0.0.n.
     pub fn start(n: u8, tuning: Tuning) -> ProcessCluster {
+        ProcessCluster::start_with(n, tuning, ClusterOptions::default())
+    }
+
+    /// Starts `n` members on 127.0.0.1 ..= 127.0.0.n, listening as `options` says.
+    pub fn start_with(n: u8, tuning: Tuning, options: ClusterOptions) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let members = (1..=n).map(|i| new_member(dir.path(), i, false)).collect();
+        let members = (1..=n)
+            .map(|i| new_member(dir.path(), i, false, &options))
+            .collect();
         let mut c = ProcessCluster {
             members,
             tuning,
+            options,
             _dir: dir,
         };
         for k in 0..c.members.len() {
@@ -175,7 +221,7 @@ impl ProcessCluster {
     /// [`ProcessCluster::launch`] it. Returns its index.
     pub fn add_member(&mut self) -> usize {
         let i = u8::try_from(self.members.len() + 1).expect("at most 254 members");
-        let m = new_member(self._dir.path(), i, true);
+        let m = new_member(self._dir.path(), i, true, &self.options);
         self.members.push(m);
         self.members.len() - 1
     }
@@ -193,6 +239,7 @@ impl ProcessCluster {
     pub fn launch(&mut self, k: usize) {
         let initial = self.initial_cluster();
         let t = self.tuning.clone();
+        let extra = self.options.extra_args.clone();
         let m = &mut self.members[k];
         assert!(m.child.is_none(), "{} is already running", m.name);
         m.boots += 1;
@@ -201,8 +248,12 @@ impl ProcessCluster {
             .append(true)
             .open(&m.log_path)
             .expect("open member log");
-        let child = Command::new(sextant_bin())
-            .arg("server")
+        let mut cmd = Command::new(sextant_bin());
+        cmd.arg("server").args(&extra);
+        if let Some(port) = m.metrics_port {
+            cmd.args(["--listen-metrics-urls", &format!("http://{}:{port}", m.ip)]);
+        }
+        let child = cmd
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&m.data_dir)
@@ -237,7 +288,7 @@ impl ProcessCluster {
     }
 }
 
-fn new_member(dir: &Path, i: u8, joins_existing: bool) -> Member {
+fn new_member(dir: &Path, i: u8, joins_existing: bool, options: &ClusterOptions) -> Member {
     let ip = Ipv4Addr::new(127, 0, 0, i);
     Member {
         name: format!("n{i}"),
@@ -246,6 +297,9 @@ fn new_member(dir: &Path, i: u8, joins_existing: bool) -> Member {
         peer_port: free_port(ip),
         data_dir: dir.join(format!("n{i}")),
         log_path: dir.join(format!("n{i}.log")),
+        metrics_port: options.metrics_urls.then(|| free_port(ip)),
+        client_https: options.client_https,
+        peer_https: options.peer_https,
         joins_existing,
         boots: 0,
         child: None,
@@ -341,25 +395,60 @@ impl EtcdClient {
 
 /// Connects to one member, retrying while it starts (bounded).
 pub async fn client(url: &str) -> EtcdClient {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let endpoint = Endpoint::from_shared(url.to_string())
+    client_with(url, None).await
+}
+
+/// Connects to one member, over TLS when `tls` is given, retrying while it starts
+/// (bounded).
+pub async fn client_with(url: &str, tls: Option<ClientTlsConfig>) -> EtcdClient {
+    match connect(url, tls, Duration::from_secs(20), false).await {
+        Ok(c) => c,
+        Err(e) => panic!("cannot connect to {url}: {e}"),
+    }
+}
+
+/// Connects to one member (over TLS when `tls` is given) and checks it answers a `Status`,
+/// retrying for at most `limit`; the last error otherwise.
+pub async fn try_client(
+    url: &str,
+    tls: Option<ClientTlsConfig>,
+    limit: Duration,
+) -> Result<EtcdClient, String> {
+    connect(url, tls, limit, true).await
+}
+
+/// Connects (and with `check_status` asks for a `Status`), retrying for at most `limit`.
+async fn connect(
+    url: &str,
+    tls: Option<ClientTlsConfig>,
+    limit: Duration,
+    check_status: bool,
+) -> Result<EtcdClient, String> {
+    let deadline = Instant::now() + limit;
+    let mut endpoint = Endpoint::from_shared(url.to_string())
         .expect("valid url")
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
+    }
     loop {
-        match endpoint.connect().await {
-            Ok(ch) => {
-                return EtcdClient {
-                    kv: pb::kv_client::KvClient::new(ch.clone()),
-                    maintenance: pb::maintenance_client::MaintenanceClient::new(ch.clone()),
-                    cluster: pb::cluster_client::ClusterClient::new(ch),
-                }
+        let attempt = async {
+            let ch = endpoint.connect().await.map_err(|e| format!("{e:?}"))?;
+            let mut c = EtcdClient {
+                kv: pb::kv_client::KvClient::new(ch.clone()),
+                maintenance: pb::maintenance_client::MaintenanceClient::new(ch.clone()),
+                cluster: pb::cluster_client::ClusterClient::new(ch),
+            };
+            if check_status {
+                c.status().await.map_err(|e| format!("{e:?}"))?;
             }
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot connect to {url}: {e}"),
+            Ok::<_, String>(c)
+        };
+        match attempt.await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }

@@ -113,6 +113,12 @@ pub struct NodeStatus {
     /// The loop's monotonic clock (ticks × tick interval since it started): what lease
     /// expiry, watch progress and auto-compaction measure time with.
     pub clock_ms: u64,
+    /// Client writes proposed (or waiting for a leader) and not yet answered.
+    pub proposals_pending: usize,
+    /// Client writes that failed for want of a leader, a timeout or a storage failure.
+    pub proposals_failed: u64,
+    /// Times this member saw a new leader (the first one included), since it started.
+    pub leader_changes: u64,
 }
 
 struct PendingWrite {
@@ -193,6 +199,9 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     snapshot_in_progress: bool,
     last_snapshot_index: Index,
     snapshots_installed: u64,
+    /// Counters for [`NodeStatus`] (metrics).
+    proposals_failed: u64,
+    leader_changes: u64,
     pub(super) failed: Option<String>,
     pub(super) leases: Leases,
     pub(super) watches: Watches,
@@ -278,6 +287,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             snapshot_in_progress: false,
             last_snapshot_index,
             snapshots_installed: 0,
+            proposals_failed: 0,
+            leader_changes: 0,
             failed: None,
             leases,
             watches,
@@ -378,6 +389,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             watchers: self.watches.watcher_count(),
             snapshots_installed: self.snapshots_installed,
             clock_ms: self.now_ms(),
+            proposals_pending: self.writes.len() + self.parked_writes.len(),
+            proposals_failed: self.proposals_failed,
+            leader_changes: self.leader_changes,
         }
     }
 
@@ -423,6 +437,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             .collect();
         for id in expired {
             let w = self.writes.remove(&id).expect("listed");
+            self.proposals_failed += 1;
             let _ = w.reply.send(Err(ClientError::Timeout));
         }
         let (expired, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_new)
@@ -635,6 +650,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             } else {
                 ClientError::Timeout
             };
+            self.proposals_failed += 1;
             let _ = waiter.reply.send(Err(err));
             return;
         }
@@ -770,6 +786,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         }
         self.maintenance_failed(&why, alarm);
         tracing::error!(error = %why, "storage failed; this node stops accepting writes");
+        self.proposals_failed += (self.writes.len() + self.parked_writes.len()) as u64;
         for (_, w) in std::mem::take(&mut self.writes) {
             let _ = w.reply.send(Err(ClientError::StorageFailed(why.clone())));
         }
@@ -818,6 +835,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         }
         let (role, term, leader) = now;
+        if leader.is_some() && leader != self.logged_role.2 {
+            self.leader_changes += 1;
+        }
         self.view.publish(term, leader);
         if role == RoleKind::Leader {
             tracing::info!(term, "became leader");

@@ -1,13 +1,19 @@
 //! Assembling a production node: open the data dir, restore or bootstrap the Raft core,
 //! start the TCP peer transport, the storage thread, the node loop and the etcd gRPC
-//! listeners; and take it all down again cleanly. The `sextant` binary turns flags and a
+//! listeners (which also serve `/metrics` and `/health`, as etcd's do, and TLS when
+//! configured), the metrics listeners; and take it all down again cleanly. The `sextant` binary turns flags and a
 //! config file into a [`ServerConfig`] and calls [`Server::start`].
 
 mod directory;
+mod endpoints;
+mod grpc_metrics;
 mod identity;
 mod membership;
+mod metered_storage;
+mod metrics;
 mod restore;
 pub mod snapshot_file;
+mod tls;
 mod urls;
 
 use std::collections::BTreeMap;
@@ -16,16 +22,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sextant_core::kv::{KvLimits, KvStore};
+use sextant_core::kv::{AutoCompactionMode, KvLimits, KvStore};
 use sextant_core::{Config as RaftConfig, Message, NodeId, Raft, ReadMode, RestoreState};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use directory::RegistryDirectory;
+pub use endpoints::Endpoints;
+pub use grpc_metrics::GrpcMetricsLayer;
 pub use identity::{cluster_id, member_id, Identity};
+pub use metered_storage::MeteredStorage;
+pub use metrics::{Metrics, MetricsError};
 pub use restore::{restore_snapshot, RestoreError, RestoreOptions, Restored};
-pub use urls::{parse_url_list, resolve_listen, UrlError};
+pub use tls::{client_tls, peer_tls, TlsError, TlsFiles, TlsSide};
+pub use urls::{is_https, parse_url_list, resolve_listen, UrlError};
 
 use crate::grpc::{
     ClusterService, ElectionService, Forwarder, KvService, LeaseService, LockService,
@@ -63,6 +74,17 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
     pub lease_reads: bool,
+    /// Plain-HTTP listeners serving only `/metrics` and `/health` (etcd's
+    /// `--listen-metrics-urls`).
+    pub listen_metrics: Vec<SocketAddr>,
+    /// TLS on the client listeners (etcd's `--cert-file` and friends); none: plain.
+    pub client_tls: Option<TlsFiles>,
+    /// TLS between peers (etcd's `--peer-cert-file` and friends); none: plain.
+    pub peer_tls: Option<TlsFiles>,
+    /// etcd's `--auto-compaction-mode` / `--auto-compaction-retention`; none: off.
+    pub auto_compaction: Option<AutoCompactionMode>,
+    /// Compares, and ops per branch, in one txn (etcd's `--max-txn-ops`).
+    pub max_txn_ops: usize,
 }
 
 #[derive(Debug, Error)]
@@ -91,6 +113,18 @@ pub enum StartError {
     },
     #[error("cannot resolve peer URL: {0}")]
     Url(#[from] UrlError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("client TLS: {0}")]
+    ClientTls(#[source] tonic::transport::Error),
 }
 
 impl DurableLog for FileStorage {
@@ -132,6 +166,8 @@ pub struct Server {
     pub cluster_id: u64,
     pub node: NodeHandle,
     pub client_addrs: Vec<SocketAddr>,
+    /// Where `--listen-metrics-urls` are served.
+    pub metrics_addrs: Vec<SocketAddr>,
     pub peer_addr: SocketAddr,
     stop: watch::Sender<bool>,
     /// Turns true when this member was removed from the cluster.
@@ -163,6 +199,9 @@ impl Server {
         cfg: ServerConfig,
         directory: Option<Arc<dyn MemberDirectory>>,
     ) -> Result<Server, StartError> {
+        // Bad certificate files are reported before anything else starts.
+        let client_tls = cfg.client_tls.as_ref().map(client_tls).transpose()?;
+        let peer_tls = cfg.peer_tls.as_ref().map(peer_tls).transpose()?;
         let members = member_ids(&cfg)?;
         let Some(&me) = members
             .iter()
@@ -202,6 +241,7 @@ impl Server {
         if let Some(torn) = &recovered.repaired_tail {
             tracing::warn!(%torn, "repaired a torn write at the end of the log");
         }
+        let metrics = Arc::new(Metrics::new(me)?);
         let raft_cfg = raft_config(&cfg, me)?;
         let fresh = is_empty(&recovered.state);
         let (raft, kv, applied) = if fresh && cfg.initial_cluster_state == ClusterState::New {
@@ -238,15 +278,18 @@ impl Server {
         tcfg.frame_bytes_max = (cfg.max_request_bytes as u32)
             .saturating_mul(4)
             .max(64 * 1024 * 1024);
+        tcfg.tls = peer_tls;
         let transport = Arc::new(TcpTransport::start(tcfg, inbound_tx)?);
         let peer_addr = transport.local_addr();
 
+        let storage = MeteredStorage::new(storage, metrics.wal_fsync.clone());
         let (storage_io, storage_thread) = spawn_storage_thread(storage);
         let mut node_cfg = NodeConfig::new(cid, rand::random());
         node_cfg.request_timeout = cfg.request_timeout;
         node_cfg.snapshot_every_entries = cfg.snapshot_count.max(1);
         node_cfg.catch_up_entries = (cfg.snapshot_count / 2).min(5_000);
         node_cfg.limits = kv_limits(&cfg);
+        node_cfg.auto_compaction = cfg.auto_compaction;
         let clock = IntervalClock::new(cfg.heartbeat_interval);
         let (node_loop, handle) = NodeLoop::new(
             node_cfg,
@@ -263,7 +306,39 @@ impl Server {
 
         let directory = directory.unwrap_or_else(|| Arc::new(RegistryDirectory(handle.clone())));
         let forwarder = Arc::new(Forwarder::new(directory, cfg.request_timeout));
+        let endpoints = Arc::new(Endpoints {
+            node: handle.clone(),
+            transport: transport.clone(),
+            metrics: metrics.clone(),
+            health_read_timeout: cfg.request_timeout,
+        });
+        let grpc_metrics = GrpcMetricsLayer::new(&metrics);
         let mut tasks = Vec::new();
+        let mut metrics_addrs = Vec::new();
+        for addr in &cfg.listen_metrics {
+            let listen_err = |source| StartError::MetricsListen {
+                addr: *addr,
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(listen_err)?;
+            let local = listener.local_addr().map_err(listen_err)?;
+            metrics_addrs.push(local);
+            let routes = tonic::service::Routes::from(endpoints.router());
+            let stop_rx = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(accept_stream(listener), wait_stop(stop_rx))
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            }));
+            tracing::info!(%local, "serving /metrics and /health");
+        }
         let mut client_addrs = Vec::new();
         for addr in &cfg.listen_client {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -288,8 +363,18 @@ impl Server {
             let lock = LockService::server(handle.clone());
             let election = ElectionService::server(handle.clone());
             let stop_rx = stop_rx.clone();
+            // HTTP/1.1 too, for `/metrics` and `/health` beside the gRPC services.
+            let mut builder = tonic::transport::Server::builder().accept_http1(true);
+            if let Some(tls) = &client_tls {
+                builder = builder
+                    .tls_config(tls.clone())
+                    .map_err(StartError::ClientTls)?;
+            }
+            let routes = client_routes(&endpoints);
+            let mut builder = builder.layer(grpc_metrics.clone());
             tasks.push(tokio::spawn(async move {
-                let r = tonic::transport::Server::builder()
+                let r = builder
+                    .add_routes(routes)
                     .add_service(svc)
                     .add_service(maintenance)
                     .add_service(lease)
@@ -303,7 +388,12 @@ impl Server {
                     tracing::error!(error = %e, "client gRPC server stopped");
                 }
             }));
-            tracing::info!(%local, "serving etcd v3 clients");
+            let scheme = if client_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            tracing::info!(%local, scheme, "serving etcd v3 clients");
         }
         let (removed_tx, removed) = watch::channel(false);
         tasks.push(membership::spawn_publish(
@@ -325,6 +415,7 @@ impl Server {
             cluster_id: cid,
             node: handle,
             client_addrs,
+            metrics_addrs,
             peer_addr,
             stop,
             removed,
@@ -381,12 +472,20 @@ fn accept_stream(
     })
 }
 
+/// A client listener's routes: `/metrics` and `/health`, with gRPC's "unimplemented" for
+/// any other path (the services are added next to these).
+fn client_routes(endpoints: &Arc<Endpoints>) -> tonic::service::Routes {
+    let grpc = tonic::service::Routes::default().into_axum_router();
+    tonic::service::Routes::from(grpc.merge(endpoints.router()))
+}
+
 /// What the gRPC layer admits: etcd's `--max-request-bytes` bounds every proposal (and so every
 /// value); the other limits are etcd's defaults.
 fn kv_limits(cfg: &ServerConfig) -> KvLimits {
     KvLimits {
         request_bytes_max: cfg.max_request_bytes,
         value_bytes_max: cfg.max_request_bytes,
+        txn_ops_max: cfg.max_txn_ops,
         ..KvLimits::default()
     }
 }

@@ -1,4 +1,4 @@
-//! etcd-style URL lists (`http://host:port,http://host:port`) to socket addresses.
+//! etcd-style URL lists (`http://host:port,https://host:port`) to socket addresses.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -6,15 +6,13 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("{url:?}: expected http://host:port")]
+    #[error("{url:?}: expected http://host:port or https://host:port")]
     Malformed { url: String },
-    #[error("{url:?}: https needs TLS, which this version does not support yet")]
-    Tls { url: String },
     #[error("{url:?}: cannot resolve host: {why}")]
     Resolve { url: String, why: String },
 }
 
-/// Splits a comma-separated list of URLs, checking each is `http://host:port`.
+/// Splits a comma-separated list of URLs, checking each is `http(s)://host:port`.
 pub fn parse_url_list(list: &str) -> Result<Vec<String>, UrlError> {
     let urls: Vec<String> = list
         .split(',')
@@ -32,13 +30,16 @@ pub fn parse_url_list(list: &str) -> Result<Vec<String>, UrlError> {
     Ok(urls)
 }
 
+/// Whether the URL asks for TLS.
+pub fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
 fn host_port(url: &str) -> Result<&str, UrlError> {
-    if url.starts_with("https://") {
-        return Err(UrlError::Tls {
-            url: url.to_string(),
-        });
-    }
-    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() || rest.contains('/') || !rest.contains(':') {
         return Err(UrlError::Malformed {
@@ -86,10 +87,12 @@ mod tests {
             parse_url_list("http://nohost"),
             Err(UrlError::Malformed { .. })
         ));
-        assert!(matches!(
-            parse_url_list("https://a:1"),
-            Err(UrlError::Tls { .. })
-        ));
+        assert_eq!(parse_url_list("https://a:1").unwrap(), vec!["https://a:1"]);
+        assert!(is_https("https://a:1") && !is_https("http://a:1"));
+        assert_eq!(
+            resolve("https://127.0.0.1:2379").unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
+        );
         assert!(parse_url_list("").is_err());
     }
 }

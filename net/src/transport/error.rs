@@ -153,6 +153,10 @@ pub enum DialError {
     /// The TCP connection could not be opened (refused, unreachable, ...).
     #[error("cannot connect: {0}")]
     Connect(#[source] io::Error),
+    /// The TLS handshake failed (untrusted or mismatched certificate, or the peer does not
+    /// speak TLS).
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] io::Error),
     /// TCP connect plus handshake did not finish within the configured timeout.
     #[error("connect and handshake timed out")]
     Timeout,
@@ -169,6 +173,7 @@ impl DialError {
             DialError::Handshake(e) => {
                 !matches!(e, HandshakeError::Io(_) | HandshakeError::Timeout)
             }
+            DialError::Tls(_) => true,
             DialError::Connect(_) | DialError::Timeout => false,
         }
     }

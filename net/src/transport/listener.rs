@@ -17,6 +17,7 @@ use super::frame::FrameDecoder;
 use super::handshake;
 use super::stats::bump;
 use super::tcp::Shared;
+use super::tls::{self, Conn};
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 64 << 10;
@@ -76,19 +77,31 @@ impl Drop for Registration<'_> {
 }
 
 /// Serves one inbound connection until it closes or misbehaves.
-async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
+async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let accepted = tokio::time::timeout(
-        shared.connect_timeout,
-        handshake::accept(&mut stream, shared.cluster_id, shared.node_id),
-    )
+    // TLS (when configured) and the handshake share the connect timeout.
+    let accepted = tokio::time::timeout(shared.connect_timeout, async {
+        let mut stream = match tls::accept(shared.tls.as_ref(), stream).await {
+            Ok(s) => s,
+            Err(e) => return Err(Rejected::Tls(e)),
+        };
+        match handshake::accept(&mut stream, shared.cluster_id, shared.node_id).await {
+            Ok(hello) => Ok((stream, hello)),
+            Err(e) => Err(Rejected::Handshake(e)),
+        }
+    })
     .await
-    .unwrap_or(Err(HandshakeError::Timeout));
-    let hello = match accepted {
-        Ok(hello) => hello,
-        Err(e) => {
+    .unwrap_or(Err(Rejected::Handshake(HandshakeError::Timeout)));
+    let (mut stream, hello) = match accepted {
+        Ok(accepted) => accepted,
+        Err(Rejected::Handshake(e)) => {
             bump(&shared.counters.rejected_connections);
             warn!(%remote, reason = %e, "rejected inbound connection");
+            return;
+        }
+        Err(Rejected::Tls(e)) => {
+            bump(&shared.counters.rejected_connections);
+            warn!(%remote, reason = %e, "rejected inbound connection: TLS handshake failed");
             return;
         }
     };
@@ -123,14 +136,21 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
     }
 }
 
+/// Why an inbound connection was not accepted.
+enum Rejected {
+    Tls(std::io::Error),
+    Handshake(HandshakeError),
+}
+
 /// Reads frames and delivers their messages. `Ok(())` when the inbound channel is closed
 /// (the node is going away).
 async fn read_loop(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     sender: NodeId,
     mut superseded: oneshot::Receiver<()>,
 ) -> Result<(), ConnectionError> {
+    let received_bytes = shared.counters.received_bytes_of(sender);
     let mut decoder = FrameDecoder::new(shared.frame_bytes_max);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     loop {
@@ -141,6 +161,7 @@ async fn read_loop(
         if n == 0 {
             return Err(ConnectionError::Closed);
         }
+        received_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         decoder.push(&chunk[..n]);
         while let Some(msg) = decoder.next_frame()? {
             if msg.from != sender {

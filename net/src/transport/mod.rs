@@ -23,6 +23,9 @@
 //!
 //! # Wire format
 //!
+//! With [`TransportConfig::tls`] set, every connection is first wrapped in TLS (module
+//! `tls`: the dialer verifies the acceptor against the peer CA, the acceptor verifies
+//! the dialer's certificate when configured to); everything below then runs inside TLS.
 //! A connection starts with the handshake described in [`handshake`]: a 30-byte hello from
 //! the dialer (magic `SXTN`, protocol version, cluster id, sender id, receiver id) and a
 //! 23-byte ack from the acceptor (magic, version, status, its cluster id, its node id). Then
@@ -69,6 +72,8 @@ mod peer;
 mod stats;
 #[cfg(not(madsim))]
 mod tcp;
+#[cfg(not(madsim))]
+mod tls;
 
 #[cfg(not(madsim))]
 pub use discover::discover_cluster_id;
@@ -82,3 +87,5 @@ pub use stats::{PeerStats, TransportStats};
 
 #[cfg(not(madsim))]
 pub use self::tcp::{ListenOn, TcpTransport, TransportConfig};
+#[cfg(not(madsim))]
+pub use self::tls::PeerTls;

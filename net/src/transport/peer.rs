@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sextant_core::{Message, NodeId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -20,6 +19,7 @@ use super::frame::encode_frame;
 use super::handshake::{self, Hello};
 use super::stats::{PeerCounters, PeerStats};
 use super::tcp::Shared;
+use super::tls::{self, Conn};
 
 /// Messages are written in batches of about this many bytes (one syscall for many small
 /// messages).
@@ -142,11 +142,15 @@ async fn run(
     }
 }
 
-/// Dials `addr` and handshakes, all within `connect_timeout`.
-async fn connect(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<TcpStream, DialError> {
+/// Dials `addr`, wraps the stream in TLS when configured, and handshakes, all within
+/// `connect_timeout`.
+async fn connect(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<Conn, DialError> {
     let attempt = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(DialError::Connect)?;
+        let stream = TcpStream::connect(addr).await.map_err(DialError::Connect)?;
         stream.set_nodelay(true).map_err(DialError::Connect)?;
+        let mut stream = tls::dial(shared.tls.as_ref(), stream, addr)
+            .await
+            .map_err(DialError::Tls)?;
         handshake::dial(
             &mut stream,
             Hello::new(shared.cluster_id, shared.node_id, peer),
@@ -194,12 +198,12 @@ async fn discard_for(
 async fn pump(
     shared: &Shared,
     peer: NodeId,
-    stream: TcpStream,
+    stream: Conn,
     rx: &mut mpsc::Receiver<Message>,
     addr_rx: &mut watch::Receiver<SocketAddr>,
     counters: &PeerCounters,
 ) -> Ended {
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = Vec::new();
     let mut probe = [0u8; 1];
     loop {
@@ -245,15 +249,19 @@ async fn pump(
             return Ended::Failed(e);
         }
         counters.sent.fetch_add(batch, Ordering::Relaxed);
+        counters
+            .sent_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         if buf.capacity() > 4 * BATCH_BYTES {
             buf = Vec::new();
         }
     }
 }
 
-/// Writes all of `buf`, failing if one write makes no progress for `stall`.
+/// Writes all of `buf` and flushes (TLS may hold back a partial record), failing if one
+/// write makes no progress for `stall`.
 async fn write_all(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf<Conn>,
     buf: &[u8],
     stall: Duration,
 ) -> Result<(), ConnectionError> {
@@ -266,5 +274,8 @@ async fn write_all(
             Ok(Err(e)) => return Err(ConnectionError::Io(e)),
         }
     }
-    Ok(())
+    match tokio::time::timeout(stall, wr.flush()).await {
+        Err(_) => Err(ConnectionError::WriteStalled(stall)),
+        Ok(r) => r.map_err(ConnectionError::Io),
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sextant_core::NodeId;
 
@@ -17,6 +18,8 @@ pub struct PeerStats {
     pub queued: usize,
     /// Messages written to the socket.
     pub sent: u64,
+    /// Frame bytes (length prefixes included, TLS overhead not) written to the socket.
+    pub sent_bytes: u64,
     /// Messages dropped: queue full, discarded while the peer was unreachable, lost with a
     /// broken connection, or too large for a frame.
     pub dropped: u64,
@@ -33,6 +36,8 @@ pub struct PeerStats {
 pub struct TransportStats {
     /// Messages received and handed to the inbound channel.
     pub received: u64,
+    /// Bytes read from each sender's connections (after TLS), since the transport started.
+    pub received_bytes: BTreeMap<NodeId, u64>,
     /// Received messages dropped because the inbound channel stayed full.
     pub inbound_dropped: u64,
     /// `send` calls for a node that is not a configured peer.
@@ -51,6 +56,7 @@ pub struct TransportStats {
 #[derive(Debug, Default)]
 pub(super) struct PeerCounters {
     pub(super) sent: AtomicU64,
+    pub(super) sent_bytes: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) connects: AtomicU64,
     pub(super) connect_failures: AtomicU64,
@@ -69,6 +75,7 @@ impl PeerCounters {
             connected: self.connected.load(Ordering::Relaxed),
             queued,
             sent: self.sent.load(Ordering::Relaxed),
+            sent_bytes: self.sent_bytes.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             connects,
             reconnects: connects.saturating_sub(1),
@@ -85,6 +92,29 @@ pub(super) struct Counters {
     pub(super) unknown_peer_dropped: AtomicU64,
     pub(super) rejected_connections: AtomicU64,
     pub(super) protocol_errors: AtomicU64,
+    /// Bytes read per sender; a reader takes its sender's counter once per connection.
+    pub(super) received_bytes: Mutex<BTreeMap<NodeId, Arc<AtomicU64>>>,
+}
+
+impl Counters {
+    /// The byte counter of `sender`'s connections.
+    pub(super) fn received_bytes_of(&self, sender: NodeId) -> Arc<AtomicU64> {
+        let mut m = self
+            .received_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.entry(sender).or_default().clone()
+    }
+
+    pub(super) fn received_bytes_by_sender(&self) -> BTreeMap<NodeId, u64> {
+        let m = self
+            .received_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .map(|(id, c)| (*id, c.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 pub(super) fn bump(c: &AtomicU64) {

@@ -17,6 +17,7 @@ use super::error::{SendError, SetPeerError, StartError};
 use super::frame::DEFAULT_FRAME_BYTES_MAX;
 use super::peer::PeerHandle;
 use super::stats::{bump, Counters, PeerStats, TransportStats};
+use super::tls::PeerTls;
 use super::{listener, peer};
 
 /// Where the transport listens.
@@ -75,6 +76,9 @@ pub struct TransportConfig {
     pub backoff_min: Duration,
     /// Cap on the reconnect delay. Default 2 s.
     pub backoff_max: Duration,
+    /// TLS on every connection, both directions (etcd's `--peer-cert-file` and friends).
+    /// Default none: plain TCP.
+    pub tls: Option<PeerTls>,
 }
 
 impl TransportConfig {
@@ -92,6 +96,7 @@ impl TransportConfig {
             inbound_wait: Duration::from_millis(100),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
+            tls: None,
         }
     }
 }
@@ -108,6 +113,7 @@ pub(super) struct Shared {
     pub(super) inbound_wait: Duration,
     pub(super) backoff_min: Duration,
     pub(super) backoff_max: Duration,
+    pub(super) tls: Option<PeerTls>,
     pub(super) inbound: mpsc::Sender<Message>,
     /// The runtime `start` was called in: tasks spawned later (`set_peer`) go there too,
     /// whichever thread calls.
@@ -181,6 +187,7 @@ impl TcpTransport {
             inbound_wait: cfg.inbound_wait,
             backoff_min: cfg.backoff_min,
             backoff_max: cfg.backoff_max,
+            tls: cfg.tls,
             inbound,
             runtime: runtime.clone(),
             counters: Counters::default(),
@@ -334,6 +341,7 @@ impl TcpTransport {
         let c = &self.shared.counters;
         TransportStats {
             received: c.received.load(Ordering::Relaxed),
+            received_bytes: c.received_bytes_by_sender(),
             inbound_dropped: c.inbound_dropped.load(Ordering::Relaxed),
             unknown_peer_dropped: c.unknown_peer_dropped.load(Ordering::Relaxed),
             rejected_connections: c.rejected_connections.load(Ordering::Relaxed),
