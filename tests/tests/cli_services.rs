@@ -240,11 +240,17 @@ fn member_list_add_promote_update_remove() {
     );
     let new_id = first.split_whitespace().nth(1).expect("id").to_string();
     assert!(added.contains("\nETCD_NAME=\"n2\"\n"), "{added:?}");
-    assert!(
-        added.contains(&format!(
-            "ETCD_INITIAL_CLUSTER=\"n1={},n2=http://127.0.0.9:2380\"",
-            c.members[0].peer_url()
-        )),
+    // Members come in id order, as etcd lists them.
+    let initial = added
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
+        .expect("ETCD_INITIAL_CLUSTER line");
+    let mut entries: Vec<&str> = initial.trim_matches('"').split(',').collect();
+    entries.sort();
+    let n1 = format!("n1={}", c.members[0].peer_url());
+    assert_eq!(
+        entries,
+        [n1.as_str(), "n2=http://127.0.0.9:2380"],
         "{added:?}"
     );
     assert!(

@@ -335,7 +335,11 @@ fn lock_serializes_and_elect_hands_over() {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                assert!(st.success(), "etcdctl lock failed: {st}\n{err}\n{}", c.logs());
+                assert!(
+                    st.success(),
+                    "etcdctl lock failed: {st}\n{err}\n{}",
+                    c.logs()
+                );
                 break;
             }
             assert!(Instant::now() < deadline, "etcdctl lock hung");
@@ -499,7 +503,11 @@ fn etcdctl_check_datascale_and_perf_complete() {
             c.logs()
         );
         // Both checks delete what they wrote.
-        let left = ok(&c, &eps, &["get", "/etcdctl-check", "--prefix", "--keys-only"]);
+        let left = ok(
+            &c,
+            &eps,
+            &["get", "/etcdctl-check", "--prefix", "--keys-only"],
+        );
         assert_eq!(left, "", "keys left behind by check {check}");
     }
 }
