@@ -57,6 +57,14 @@ impl ClusterService {
         convert::header(h)
     }
 
+    /// The header of an answer relayed from the leader, as this member's answer.
+    fn relayed_header(&self, h: Option<pb::ResponseHeader>) -> Option<pb::ResponseHeader> {
+        h.map(|h| pb::ResponseHeader {
+            member_id: self.node.member_id(),
+            ..h
+        })
+    }
+
     /// Runs a membership change here if this member leads, else at the leader.
     async fn change<Req, Resp, Fwd, Fut>(
         &self,
@@ -162,10 +170,7 @@ impl Cluster for ClusterService {
                 members: members_pb(&done.members),
             },
             Err(mut relayed) => {
-                relayed.header = relayed.header.map(|h| pb::ResponseHeader {
-                    member_id: self.node.member_id(),
-                    ..h
-                });
+                relayed.header = self.relayed_header(relayed.header);
                 relayed
             }
         }))
@@ -191,10 +196,7 @@ impl Cluster for ClusterService {
                 members: members_pb(&done.members),
             },
             Err(mut relayed) => {
-                relayed.header = relayed.header.map(|h| pb::ResponseHeader {
-                    member_id: self.node.member_id(),
-                    ..h
-                });
+                relayed.header = self.relayed_header(relayed.header);
                 relayed
             }
         }))
@@ -220,10 +222,7 @@ impl Cluster for ClusterService {
                 members: members_pb(&done.members),
             },
             Err(mut relayed) => {
-                relayed.header = relayed.header.map(|h| pb::ResponseHeader {
-                    member_id: self.node.member_id(),
-                    ..h
-                });
+                relayed.header = self.relayed_header(relayed.header);
                 relayed
             }
         }))
