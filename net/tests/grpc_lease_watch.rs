@@ -5,7 +5,10 @@
 //! three-member cluster forwarded to the leader (also after the leader changes), and watches:
 //! replay from a past revision, `prev_kv`, filters, client-chosen ids, cancel, progress,
 //! compacted start revisions, slow clients and closing the stream.
+
 #![cfg(not(madsim))]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +25,7 @@ use sextant_net::grpc::pb::etcdserverpb::watch_create_request::FilterType;
 use sextant_net::grpc::pb::etcdserverpb::watch_request::RequestUnion;
 use sextant_net::grpc::pb::mvccpb;
 use sextant_net::grpc::MemberDirectory;
-use sextant_net::server::{ClusterState, Server, ServerConfig};
+use sextant_net::server::Server;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
@@ -64,28 +67,13 @@ async fn cluster(n: usize, token: &str) -> Cluster {
     let mut dirs = Vec::new();
     for (name, port) in names.iter().zip(&peers) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = ServerConfig {
-            name: name.clone(),
-            data_dir: dir.path().join("data"),
-            listen_client: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            advertise_client_urls: vec![],
-            listen_peer: SocketAddr::from(([127, 0, 0, 1], *port)),
-            initial_advertise_peer_urls: initial[name].clone(),
-            initial_cluster: initial.clone(),
-            initial_cluster_state: ClusterState::New,
-            initial_cluster_token: token.into(),
-            heartbeat_interval: Duration::from_millis(10),
-            election_timeout: Duration::from_millis(100),
-            snapshot_count: 10_000,
-            max_request_bytes: 1536 * 1024,
-            request_timeout: Duration::from_secs(5),
-            lease_reads: false,
-            listen_metrics: vec![],
-            client_tls: None,
-            peer_tls: None,
-            auto_compaction: None,
-            max_txn_ops: 128,
-        };
+        let cfg = common::test_config(
+            name,
+            dir.path().join("data"),
+            SocketAddr::from(([127, 0, 0, 1], *port)),
+            initial.clone(),
+            token,
+        );
         let server = Server::start_with_directory(cfg, directory.clone())
             .await
             .expect("server starts");

@@ -2,10 +2,11 @@
 //! single-member server: locks serialize contenders with growing fencing tokens, waiters
 //! whose lease goes or whose client goes away leave the queue, and elections campaign,
 //! proclaim, observe and resign with etcd's answers.
+
 #![cfg(not(madsim))]
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
 use sextant_net::grpc::pb::etcdserverpb as pb;
@@ -14,7 +15,7 @@ use sextant_net::grpc::pb::v3electionpb as epb;
 use sextant_net::grpc::pb::v3electionpb::election_client::ElectionClient;
 use sextant_net::grpc::pb::v3lockpb as lpb;
 use sextant_net::grpc::pb::v3lockpb::lock_client::LockClient;
-use sextant_net::server::{ClusterState, Server, ServerConfig};
+use sextant_net::server::Server;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -26,29 +27,7 @@ struct Node {
 
 async fn start() -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
-    let peer_url = "http://127.0.0.1:2380".to_string();
-    let cfg = ServerConfig {
-        name: "t".into(),
-        data_dir: dir.path().join("data"),
-        listen_client: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        advertise_client_urls: vec![],
-        listen_peer: SocketAddr::from(([127, 0, 0, 1], 0)),
-        initial_advertise_peer_urls: vec![peer_url.clone()],
-        initial_cluster: BTreeMap::from([("t".to_string(), vec![peer_url])]),
-        initial_cluster_state: ClusterState::New,
-        initial_cluster_token: "grpc-lock-test".into(),
-        heartbeat_interval: Duration::from_millis(10),
-        election_timeout: Duration::from_millis(100),
-        snapshot_count: 10_000,
-        max_request_bytes: 1536 * 1024,
-        request_timeout: Duration::from_secs(5),
-        lease_reads: false,
-        listen_metrics: vec![],
-        client_tls: None,
-        peer_tls: None,
-        auto_compaction: None,
-        max_txn_ops: 128,
-    };
+    let cfg = common::single_member_config(dir.path().join("data"), "grpc-lock-test");
     let server = Server::start(cfg).await.expect("server starts");
     let addr = server.client_addrs[0];
     let channel = Channel::from_shared(format!("http://{addr}"))

@@ -3,7 +3,10 @@
 //! Snapshot stream ends with a SHA-256 that verifies and restores, alarms are replicated and
 //! refuse writes as etcd's, MoveLeader answers only on the leader and moves leadership, and
 //! Defragment snapshots and answers.
+
 #![cfg(not(madsim))]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +16,7 @@ use sextant_net::grpc::pb::etcdserverpb as pb;
 use sextant_net::grpc::pb::etcdserverpb::kv_client::KvClient;
 use sextant_net::grpc::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use sextant_net::server::snapshot_file;
-use sextant_net::server::{ClusterState, Server, ServerConfig};
+use sextant_net::server::Server;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -40,28 +43,13 @@ async fn start_cluster() -> Cluster {
         .collect();
     let mut servers = Vec::new();
     for (i, peer) in peers.iter().enumerate() {
-        let cfg = ServerConfig {
-            name: format!("m{i}"),
-            data_dir: dir.path().join(format!("m{i}")),
-            listen_client: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            advertise_client_urls: vec![],
-            listen_peer: *peer,
-            initial_advertise_peer_urls: vec![format!("http://{peer}")],
-            initial_cluster: initial.clone(),
-            initial_cluster_state: ClusterState::New,
-            initial_cluster_token: "grpc-maintenance-test".into(),
-            heartbeat_interval: Duration::from_millis(10),
-            election_timeout: Duration::from_millis(100),
-            snapshot_count: 10_000,
-            max_request_bytes: 1536 * 1024,
-            request_timeout: Duration::from_secs(5),
-            lease_reads: false,
-            listen_metrics: vec![],
-            client_tls: None,
-            peer_tls: None,
-            auto_compaction: None,
-            max_txn_ops: 128,
-        };
+        let cfg = common::test_config(
+            &format!("m{i}"),
+            dir.path().join(format!("m{i}")),
+            *peer,
+            initial.clone(),
+            "grpc-maintenance-test",
+        );
         servers.push(Server::start(cfg).await.expect("member starts"));
     }
     let mut channels = Vec::new();

@@ -4,12 +4,12 @@
 //! keys and missing compare values, the request checks (`v3rpc/key.go`) and their gRPC codes
 //! and messages (`rpctypes/error.go`), compaction errors, the request size limit, and read-only
 //! txns served without the log.
+
 #![cfg(not(madsim))]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use sextant_net::grpc::pb::etcdserverpb as pb;
 use sextant_net::grpc::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
@@ -17,7 +17,7 @@ use sextant_net::grpc::pb::etcdserverpb::kv_client::KvClient;
 use sextant_net::grpc::pb::etcdserverpb::request_op::Request;
 use sextant_net::grpc::pb::etcdserverpb::response_op::Response;
 use sextant_net::grpc::pb::mvccpb;
-use sextant_net::server::{ClusterState, Server, ServerConfig};
+use sextant_net::server::{Server, ServerConfig};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -36,28 +36,9 @@ async fn start() -> Node {
 
 async fn start_with(max_request_bytes: usize) -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
-    let peer_url = "http://127.0.0.1:2380".to_string();
     let cfg = ServerConfig {
-        name: "t".into(),
-        data_dir: dir.path().join("data"),
-        listen_client: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        advertise_client_urls: vec![],
-        listen_peer: SocketAddr::from(([127, 0, 0, 1], 0)),
-        initial_advertise_peer_urls: vec![peer_url.clone()],
-        initial_cluster: BTreeMap::from([("t".to_string(), vec![peer_url])]),
-        initial_cluster_state: ClusterState::New,
-        initial_cluster_token: "grpc-txn-test".into(),
-        heartbeat_interval: Duration::from_millis(10),
-        election_timeout: Duration::from_millis(100),
-        snapshot_count: 10_000,
         max_request_bytes,
-        request_timeout: Duration::from_secs(5),
-        lease_reads: false,
-        listen_metrics: vec![],
-        client_tls: None,
-        peer_tls: None,
-        auto_compaction: None,
-        max_txn_ops: 128,
+        ..common::single_member_config(dir.path().join("data"), "grpc-txn-test")
     };
     let server = Server::start(cfg).await.expect("server starts");
     let addr = server.client_addrs[0];

@@ -1,0 +1,55 @@
+//! What the in-process gRPC tests share: a member's `ServerConfig` with fast timings.
+// Each test crate that includes this module uses part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sextant_net::server::{ClusterState, ServerConfig};
+
+/// Member `name` of a new cluster `initial_cluster` (name → peer URLs), serving clients on an
+/// ephemeral port of 127.0.0.1 and peers on `listen_peer`; 10 ms ticks, etcd's defaults else.
+pub fn test_config(
+    name: &str,
+    data_dir: PathBuf,
+    listen_peer: SocketAddr,
+    initial_cluster: BTreeMap<String, Vec<String>>,
+    token: &str,
+) -> ServerConfig {
+    ServerConfig {
+        name: name.to_string(),
+        data_dir,
+        listen_client: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        advertise_client_urls: vec![],
+        listen_peer,
+        initial_advertise_peer_urls: initial_cluster[name].clone(),
+        initial_cluster,
+        initial_cluster_state: ClusterState::New,
+        initial_cluster_token: token.to_string(),
+        heartbeat_interval: Duration::from_millis(10),
+        election_timeout: Duration::from_millis(100),
+        snapshot_count: 10_000,
+        max_request_bytes: 1536 * 1024,
+        request_timeout: Duration::from_secs(5),
+        lease_reads: false,
+        listen_metrics: vec![],
+        client_tls: None,
+        peer_tls: None,
+        auto_compaction: None,
+        max_txn_ops: 128,
+    }
+}
+
+/// A single-member cluster named "t" (peer URL advertised, never dialled).
+pub fn single_member_config(data_dir: PathBuf, token: &str) -> ServerConfig {
+    let initial = BTreeMap::from([("t".to_string(), vec!["http://127.0.0.1:2380".to_string()])]);
+    test_config(
+        "t",
+        data_dir,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        initial,
+        token,
+    )
+}
