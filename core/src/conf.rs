@@ -54,6 +54,22 @@ impl ConfChange {
         }
     }
 
+    /// Adds every one of `voters` at once (how a configuration is bootstrapped), carrying
+    /// `context`.
+    pub fn add_voters(voters: &[NodeId], context: Bytes) -> Self {
+        ConfChange {
+            changes: voters
+                .iter()
+                .map(|&node| ConfChangeSingle {
+                    kind: ConfChangeKind::AddVoter,
+                    node,
+                })
+                .collect(),
+            transition: ConfTransition::Auto,
+            context,
+        }
+    }
+
     /// The request that leaves a joint configuration.
     pub fn leave_joint() -> Self {
         ConfChange {

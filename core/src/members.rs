@@ -161,7 +161,6 @@ impl MemberRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conf::{ConfChangeSingle, ConfTransition};
 
     fn attrs(name: &str, peer: &str) -> MemberAttrs {
         MemberAttrs {
@@ -187,17 +186,7 @@ mod tests {
         let ctx = MemberContext {
             members: vec![(1, attrs("a", "http://a:1")), (2, attrs("b", "http://b:1"))],
         };
-        let cc = ConfChange {
-            changes: [1, 2]
-                .iter()
-                .map(|&node| ConfChangeSingle {
-                    kind: ConfChangeKind::AddVoter,
-                    node,
-                })
-                .collect(),
-            transition: ConfTransition::Auto,
-            context: ctx.encode(),
-        };
+        let cc = ConfChange::add_voters(&[1, 2], ctx.encode());
         let mut r = MemberRegistry::new();
         r.apply_conf_change(&cc);
         assert_eq!(r.member(1), Some(&attrs("a", "http://a:1")));

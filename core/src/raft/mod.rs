@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::conf::{ConfChange, ConfChangeKind, ConfChangeSingle, ConfTransition};
+use crate::conf::ConfChange;
 use crate::config::Config;
 use crate::error::{
     CampaignError, CompactError, ConfChangeError, DropReason, ProposeError, ReadIndexError,
@@ -304,17 +304,7 @@ impl Raft {
             ));
         }
         let mut raft = Raft::new(cfg, RestoreState::default())?;
-        let cc = ConfChange {
-            changes: voters
-                .iter()
-                .map(|&node| ConfChangeSingle {
-                    kind: ConfChangeKind::AddVoter,
-                    node,
-                })
-                .collect(),
-            transition: ConfTransition::Auto,
-            context,
-        };
+        let cc = ConfChange::add_voters(voters, context);
         raft.log.truncate_and_append(&[Entry {
             term: 1,
             index: 1,
