@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -42,11 +42,6 @@ impl MemberDirectory for FixedDirectory {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
-
 struct Cluster {
     servers: Vec<Server>,
     _dirs: Vec<tempfile::TempDir>,
@@ -56,7 +51,7 @@ struct Cluster {
 /// [`FixedDirectory`].
 async fn cluster(n: usize, token: &str) -> Cluster {
     let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
-    let peers: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let peers: Vec<u16> = (0..n).map(|_| common::free_port()).collect();
     let initial: BTreeMap<String, Vec<String>> = names
         .iter()
         .zip(&peers)

@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use sextant_net::grpc::pb::etcdserverpb as pb;
@@ -27,10 +27,7 @@ struct Cluster {
 }
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], common::free_port()))
 }
 
 async fn start_cluster() -> Cluster {

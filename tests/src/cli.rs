@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::sextant_bin;
+use crate::{sextant_bin, ProcessCluster, Tuning};
 
 /// What one command printed and how it ended.
 #[derive(Debug)]
@@ -54,17 +54,23 @@ pub fn ctl_ok(endpoints: &str, args: &[&str]) -> String {
     out.stdout
 }
 
-/// Waits (bounded) until `endpoint status` reports the member as leader.
-pub fn wait_leader(endpoint: &str, limit: Duration) {
+/// A one-member cluster whose member reports itself leader through `endpoint status`
+/// (bounded; on failure the panic carries the member's log); with its client URL.
+pub fn single() -> (ProcessCluster, String) {
+    let mut c = ProcessCluster::start(1, Tuning::default());
+    let url = c.members[0].client_url();
+    let limit = Duration::from_secs(20);
     let deadline = Instant::now() + limit;
     loop {
-        let out = ctl(endpoint, &["endpoint", "status"], "");
+        let out = ctl(&url, &["endpoint", "status"], "");
         if out.ok() && out.stdout.contains(", true, false, ") {
-            return;
+            return (c, url);
         }
+        let running = c.members[0].is_running();
         assert!(
-            Instant::now() < deadline,
-            "{endpoint} has no leader after {limit:?}: {out:?}"
+            running && Instant::now() < deadline,
+            "{url} has no leader after {limit:?} (process running: {running}): {out:?}\n{}",
+            c.logs()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

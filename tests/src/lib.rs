@@ -54,10 +54,32 @@ pub fn sextant_bin() -> PathBuf {
     .clone()
 }
 
-/// A free TCP port on `ip` (bound and released; the tests run on loopback only).
+/// A free TCP port on `ip` for a member to listen on (the tests run on loopback only).
+///
+/// Taken below the kernel's ephemeral range (32768–60999 on Linux): a port the kernel hands
+/// out for `bind(:0)` is released before the member binds it, and in that window any
+/// outgoing connection (a client, a peer dialing) may be given it as its local port, so the
+/// member fails with "address in use". Ports here are spread by process id and a counter so
+/// that test threads and processes do not pick the same one, and each is checked bindable.
 pub fn free_port(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = u16::try_from(LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN)
+            .expect("ports fit in u16");
+        if TcpListener::bind(SocketAddr::from((ip, port))).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} in {LOW}..{}", LOW + SPAN)
 }
 
 /// One member: its addresses, data dir and (while running) its process.

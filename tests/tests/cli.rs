@@ -2,19 +2,10 @@
 //! (etcdctl's simple and json output), their errors, and endpoint fail-over. These cover what
 //! the server serves today: KV (Range/Put/DeleteRange/Txn/Compact) and Maintenance.Status.
 
-use std::time::Duration;
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use sextant_tests::cli::{ctl, ctl_ok, wait_leader};
-use sextant_tests::{free_port, ProcessCluster, Tuning};
-
-fn single() -> (ProcessCluster, String) {
-    let c = ProcessCluster::start(1, Tuning::default());
-    let url = c.members[0].client_url();
-    wait_leader(&url, Duration::from_secs(20));
-    (c, url)
-}
+use sextant_tests::cli::{ctl, ctl_ok, single};
+use sextant_tests::free_port;
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not json ({e}): {s}"))

@@ -1,21 +1,13 @@
-//! The `sextant` client subcommands for the services being built in parallel (Lease, Watch,
-//! v3lock, v3election, Cluster, and the Maintenance calls beyond Status): written against
-//! etcd's behaviour and etcdctl's output, and expected to pass once those servers are merged.
-//! Until then they fail with `Error: Unimplemented` from the server.
+//! The `sextant` client subcommands for the services beyond KV (Lease, Watch, v3lock,
+//! v3election, Cluster, and the Maintenance calls beyond Status) against real servers,
+//! checked against etcd's behaviour and etcdctl's output.
 
 use std::time::Duration;
 
-use sextant_tests::cli::{ctl, ctl_ok, wait_leader, Running};
+use sextant_tests::cli::{ctl, ctl_ok, single, Running};
 use sextant_tests::{ProcessCluster, Tuning};
 
 const LINE_WAIT: Duration = Duration::from_secs(10);
-
-fn single() -> (ProcessCluster, String) {
-    let c = ProcessCluster::start(1, Tuning::default());
-    let url = c.members[0].client_url();
-    wait_leader(&url, Duration::from_secs(20));
-    (c, url)
-}
 
 /// The lease id from `lease <id> granted with TTL(<n>s)`.
 fn granted_id(line: &str) -> String {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,4 +52,29 @@ pub fn single_member_config(data_dir: PathBuf, token: &str) -> ServerConfig {
         initial,
         token,
     )
+}
+
+/// A free port on 127.0.0.1 for a server started later in the test. Taken below the kernel's
+/// ephemeral range (32768–60999): a port from `bind(:0)` is released before the server binds
+/// it, and meanwhile any outgoing connection may be given it as its local port. Spread by
+/// process id and a counter, and checked bindable.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 32_000 - 12_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = u16::try_from(LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN)
+            .expect("ports fit in u16");
+        if TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {LOW}..{}", LOW + SPAN)
 }
