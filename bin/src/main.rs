@@ -1,5 +1,6 @@
 //! The `sextant` binary: the server, and etcdctl's client subcommands.
 
+mod bench;
 mod client;
 mod server;
 mod snapshot_restore;
@@ -26,6 +27,8 @@ enum Command {
     /// Save (and restore) snapshots of the key-value store.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Load-test any etcd v3 endpoint (Sextant or etcd): throughput and latency percentiles.
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => server::run(*args),
         Command::Snapshot(SnapshotCommand::Save(args)) => client::snapshot::save(&cli.client, args),
         Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot_restore::restore(args),
+        Command::Bench(args) => bench::run(&cli.client, args),
         Command::Client(cmd) => client::run(&cli.client, cmd),
     }
 }
