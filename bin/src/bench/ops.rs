@@ -92,8 +92,18 @@ impl Op {
                     .lease_grant(pb::LeaseGrantRequest { ttl: 600, id: 0 })
                     .await?
                     .into_inner();
-                let (tx, rx) = mpsc::channel(1);
-                let answers = lc.lease_keep_alive(rx).await?.into_inner();
+                let (mut tx, rx) = mpsc::channel(1);
+                // One renewal goes out before the stream opens and its answer is not timed:
+                // a grpc-go server (etcd) sends the response headers only with its first
+                // answer, and opening the call waits for them.
+                tx.try_send(pb::LeaseKeepAliveRequest { id: grant.id })
+                    .map_err(|e| tonic::Status::internal(e.to_string()))?;
+                let mut answers = lc.lease_keep_alive(rx).await?.into_inner();
+                match answers.next().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(s)) => return Err(s),
+                    None => return Err(tonic::Status::unavailable("keep-alive stream ended")),
+                }
                 Some(KeepAlive {
                     id: grant.id,
                     tx,

@@ -141,11 +141,13 @@ pub fn time_to_live_line(r: &pb::LeaseTimeToLiveResponse, keys: bool) -> String 
 async fn keep_alive(conn: &Connection, a: KeepAliveArgs) -> anyhow::Result<()> {
     let mut lease = conn.lease().await?;
     let (tx, rx) = futures::channel::mpsc::unbounded();
+    // The first renewal is queued before the stream opens: a grpc-go server (etcd) sends the
+    // response headers only with its first answer, and opening the call waits for them.
+    tx.unbounded_send(pb::LeaseKeepAliveRequest { id: a.id })?;
     let mut responses = lease.lease_keep_alive(rx).await?.into_inner();
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
-        tx.unbounded_send(pb::LeaseKeepAliveRequest { id: a.id })?;
         let resp = tokio::select! {
             _ = &mut interrupted => return Ok(()),
             r = tokio::time::timeout(conn.command_timeout(), responses.next()) => match r {
@@ -176,5 +178,6 @@ async fn keep_alive(conn: &Connection, a: KeepAliveArgs) -> anyhow::Result<()> {
             _ = &mut interrupted => return Ok(()),
             _ = tokio::time::sleep(period) => {}
         }
+        tx.unbounded_send(pb::LeaseKeepAliveRequest { id: a.id })?;
     }
 }

@@ -31,15 +31,15 @@ impl Session {
             bail!("{}", granted.error);
         }
         let (tx, rx) = futures::channel::mpsc::unbounded();
+        // Queued before the stream opens: a grpc-go server (etcd) sends the response headers
+        // only with its first answer, and opening the call waits for them.
+        tx.unbounded_send(pb::LeaseKeepAliveRequest { id: granted.id })?;
         let mut responses = lease.lease_keep_alive(rx).await?.into_inner();
         let (lost_tx, lost) = oneshot::channel();
         let id = granted.id;
         let period = Duration::from_secs((granted.ttl as u64 / 3).max(1));
         let keep_alive = tokio::spawn(async move {
             let why = loop {
-                if tx.unbounded_send(pb::LeaseKeepAliveRequest { id }).is_err() {
-                    break "keep-alive stream closed".to_string();
-                }
                 match responses.next().await {
                     Some(Ok(r)) if r.ttl > 0 => {}
                     Some(Ok(_)) => break format!("lease {id:016x} expired"),
@@ -47,6 +47,9 @@ impl Session {
                     None => break "keep-alive stream closed by the server".to_string(),
                 }
                 tokio::time::sleep(period).await;
+                if tx.unbounded_send(pb::LeaseKeepAliveRequest { id }).is_err() {
+                    break "keep-alive stream closed".to_string();
+                }
             };
             let _ = lost_tx.send(why);
         });
