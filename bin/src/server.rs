@@ -68,7 +68,7 @@ pub struct ServerArgs {
     /// Election timeout in milliseconds [default: 1000].
     #[arg(long)]
     election_timeout: Option<u64>,
-    /// Entries applied between state-machine snapshots [default: 10000].
+    /// Entries applied between state-machine snapshots [default: 100000, as etcd 3.4].
     #[arg(long)]
     snapshot_count: Option<u64>,
     /// Largest client request in bytes [default: 1572864].
@@ -313,7 +313,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<(ServerConfig, String)> {
         snapshot_count: args
             .snapshot_count
             .or(file.snapshot_count)
-            .unwrap_or(10_000),
+            .unwrap_or(100_000),
         max_request_bytes,
         request_timeout: Duration::from_millis(
             args.request_timeout
