@@ -23,7 +23,9 @@ async fn leader_and_follower(c: &ProcessCluster, running: &[usize]) -> (u64, usi
             ids.push(s.header?.member_id);
         }
         let l = leaders[0];
-        if l == 0 || leaders.iter().any(|x| *x != l) {
+        // The leader must be one of `running`: right after a leader is removed, the others
+        // still name it until they time out and elect one of themselves.
+        if l == 0 || leaders.iter().any(|x| *x != l) || !ids.contains(&l) {
             return None;
         }
         let follower = running[ids.iter().position(|id| *id != l)?];
