@@ -102,7 +102,11 @@ fn main() {
                     println!("    {line}");
                 }
                 if !report.failures.is_empty() {
-                    failed.push(format!("{members} members: {:?}", report.failures));
+                    let kept = report
+                        .kept
+                        .as_ref()
+                        .map_or(String::new(), |d| format!(" (kept in {})", d.display()));
+                    failed.push(format!("{members} members: {:?}{kept}", report.failures));
                 }
             }
             Err(e) => failed.push(format!("{members} members: harness error: {e}")),

@@ -39,7 +39,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -48,7 +48,7 @@ impl Rng {
 
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
@@ -315,8 +315,10 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
     healed?;
 
     let join_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    for t in kv_tasks {
-        match tokio::time::timeout_at(join_deadline, t).await {
+    for mut t in kv_tasks {
+        let joined = tokio::time::timeout_at(join_deadline, &mut t).await;
+        t.abort();
+        match joined {
             Ok(Ok(c)) => {
                 report.ops.ok += c.ok;
                 report.ops.failed += c.failed;
@@ -328,8 +330,10 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
         }
     }
     let mut holds = Vec::new();
-    for t in lock_tasks {
-        match tokio::time::timeout_at(join_deadline, t).await {
+    for mut t in lock_tasks {
+        let joined = tokio::time::timeout_at(join_deadline, &mut t).await;
+        t.abort();
+        match joined {
             Ok(Ok((h, c))) => {
                 holds.extend(h);
                 report.locks.held += c.held;

@@ -193,7 +193,7 @@ async fn inject(
             rng.shuffle(&mut ring);
             // Each member reaches the `reach` nearest on either side: with itself, a majority
             // (3 of 5), and its neighbours each see a different one.
-            let reach = (n / 2 + 1) / 2;
+            let reach = (n / 2).div_ceil(2);
             blocking(|| {
                 for (p, &i) in ring.iter().enumerate() {
                     let far: Vec<usize> = (0..n)
