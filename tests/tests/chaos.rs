@@ -88,7 +88,7 @@ fn main() {
             seed: seed.wrapping_add(k as u64),
             kv_workers: 6,
             lock_workers: 2,
-            keys: 8,
+            keys: 16,
             artifacts: chaos::default_artifacts_dir(),
         };
         println!(

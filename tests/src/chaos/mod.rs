@@ -112,6 +112,8 @@ pub struct Report {
     pub members: usize,
     pub seed: u64,
     pub elapsed: Duration,
+    /// The Raft term before the faults and after healing (elections the faults caused).
+    pub terms: (u64, u64),
     pub ops: OpCounts,
     pub locks: LockCounts,
     pub nemesis: NemesisLog,
@@ -142,6 +144,11 @@ impl std::fmt::Display for Report {
             f,
             "  lock holds    {} judged, {} attempts failed, {} tokens unread",
             l.held, l.failed, l.token_unread
+        )?;
+        writeln!(
+            f,
+            "  raft term     {} before the faults, {} after healing",
+            self.terms.0, self.terms.1
         )?;
         writeln!(f, "  faults injected:")?;
         for (fault, count) in &self.nemesis.injected {
@@ -184,11 +191,13 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Waits (bounded) until every member names the same leader.
-async fn wait_leader(clients: &[MemberClient], limit: Duration) -> Result<(), String> {
+/// Waits (bounded) until every member names the same leader; returns the highest Raft term
+/// they report.
+async fn wait_leader(clients: &[MemberClient], limit: Duration) -> Result<u64, String> {
     let deadline = Instant::now() + limit;
     for _ in 0..10_000u32 {
         let mut leaders = Vec::new();
+        let mut term = 0;
         for c in clients {
             let mut m = c.maintenance.clone();
             let s = tokio::time::timeout(
@@ -197,12 +206,16 @@ async fn wait_leader(clients: &[MemberClient], limit: Duration) -> Result<(), St
             )
             .await;
             leaders.push(match s {
-                Ok(Ok(s)) => s.into_inner().leader,
+                Ok(Ok(s)) => {
+                    let s = s.into_inner();
+                    term = term.max(s.raft_term);
+                    s.leader
+                }
                 _ => 0,
             });
         }
         if leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
-            return Ok(());
+            return Ok(term);
         }
         if Instant::now() >= deadline {
             return Err(format!("no common leader after {limit:?}: {leaders:?}"));
@@ -272,7 +285,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
         .iter()
         .map(|m| MemberClient::new(&m.client_url()))
         .collect();
-    wait_leader(&clients, Duration::from_secs(30)).await?;
+    report.terms.0 = wait_leader(&clients, Duration::from_secs(30)).await?;
 
     let start = Instant::now();
     let clock = Clock(start);
@@ -346,8 +359,9 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
         }
     }
 
-    if let Err(e) = wait_leader(&clients, Duration::from_secs(60)).await {
-        report.failures.push(format!("after healing: {e}"));
+    match wait_leader(&clients, Duration::from_secs(60)).await {
+        Ok(term) => report.terms.1 = term,
+        Err(e) => report.failures.push(format!("after healing: {e}")),
     }
     if let Err(e) = nemesis::disarm_alarms(&clients, Duration::from_secs(20)).await {
         report.failures.push(e);
@@ -381,13 +395,22 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
     }
 
     let recorded = history.snapshot();
-    let result = tokio::task::block_in_place(|| {
+    let lin = tokio::task::block_in_place(|| {
         verdict::linearizability(&recorded, Duration::from_secs(120))
     });
+    let result = &lin.result;
     report.linearizability = format!(
-        "{} ({} operations, {} keys, {} search steps{})",
+        "{} ({} operations{}, {} keys, {} search steps{})",
         result.verdict,
-        recorded.history().len(),
+        lin.checked.len(),
+        if lin.dropped > 0 {
+            format!(
+                " after leaving out {} unobserved unknown writes",
+                lin.dropped
+            )
+        } else {
+            String::new()
+        },
         result.partitions.len(),
         result.steps(),
         if result.budget_exceeded {
@@ -422,7 +445,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
         for line in &report.nemesis.timeline {
             let _ = writeln!(summary, "{line}");
         }
-        verdict::save_artifacts(&kept, &recorded, &result, &holds, &cluster.logs(), &summary)
+        verdict::save_artifacts(&kept, &recorded, &lin, &holds, &cluster.logs(), &summary)
             .map_err(|e| format!("saving artifacts in {}: {e}", kept.display()))?;
     }
     drop(cluster);
