@@ -15,7 +15,8 @@
 //! failure, the history (JSON lines, `cargo sim check` reads it), its HTML explanation, the
 //! lock holds, the fault timeline and the members' logs are kept under `target/chaos/`, and
 //! the path is printed. A libtest harness would refuse `--duration`, so this test has its own
-//! `main` (`harness = false`); libtest flags such as `--nocapture` are accepted and ignored.
+//! `main` (`harness = false`); it honours libtest's name filters, `--skip`, `--ignored` and
+//! `--list`, and accepts and ignores its other flags (`--nocapture`, `--test-threads 1`).
 
 use std::time::Duration;
 
@@ -28,7 +29,22 @@ struct Args {
     secs: u64,
     members: Vec<usize>,
     seed: Option<u64>,
+    /// Why libtest's own arguments rule this test out (a name filter, `--skip`, `--ignored`).
+    filtered_out: Option<String>,
+    /// `--list`: name the test, run nothing.
+    list: bool,
 }
+
+/// libtest flags that take a value (`--flag value`).
+const LIBTEST_VALUED: &[&str] = &[
+    "--test-threads",
+    "--skip",
+    "--format",
+    "--color",
+    "--logfile",
+    "--shuffle-seed",
+    "-Z",
+];
 
 fn parse_args() -> Args {
     let mut args = Args {
@@ -38,7 +54,10 @@ fn parse_args() -> Args {
             .unwrap_or(DEFAULT_SECS),
         members: vec![3, 5],
         seed: None,
+        filtered_out: None,
+        list: false,
     };
+    let mut filters = Vec::new();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(a) = it.next() {
@@ -56,15 +75,38 @@ fn parse_args() -> Args {
                     .collect();
             }
             "--seed" => args.seed = Some(value("--seed").parse().expect("--seed N")),
-            // libtest's flags and filters (`--nocapture`, `--test-threads 1`, a name).
-            _ => {}
+            "--list" => args.list = true,
+            "--ignored" => args.filtered_out = Some("only ignored tests asked for".into()),
+            "--skip" => {
+                let skip = value("--skip");
+                if "chaos".contains(skip.as_str()) {
+                    args.filtered_out = Some(format!("--skip {skip}"));
+                }
+            }
+            flag if LIBTEST_VALUED.contains(&flag) => {
+                value(flag);
+            }
+            // Other libtest flags (`--nocapture`, `--exact`, `--test-threads=1`).
+            flag if flag.starts_with('-') => {}
+            filter => filters.push(filter.to_string()),
         }
+    }
+    if !filters.is_empty() && !filters.iter().any(|f| "chaos".contains(f.as_str())) {
+        args.filtered_out = Some(format!("filter {filters:?}"));
     }
     args
 }
 
 fn main() {
     let args = parse_args();
+    if args.list {
+        println!("chaos: test");
+        return;
+    }
+    if let Some(why) = args.filtered_out {
+        println!("chaos: filtered out ({why})");
+        return;
+    }
     if let Err(why) = chaos::preflight() {
         println!("chaos: SKIPPED: {why}");
         return;
