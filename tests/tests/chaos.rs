@@ -97,6 +97,19 @@ fn parse_args() -> Args {
     args
 }
 
+/// Runs `cfg`, or stops it on `SIGINT`/`SIGTERM` (a CI timeout, Ctrl-C): dropping the run
+/// kills its processes and removes its namespaces, bridge and mount before the process exits.
+async fn run_or_interrupted(cfg: &RunConfig) -> Result<chaos::Report, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    tokio::select! {
+        r = chaos::run(cfg) => r,
+        _ = term.recv() => Err("interrupted by SIGTERM (cleaned up)".into()),
+        _ = int.recv() => Err("interrupted by SIGINT (cleaned up)".into()),
+    }
+}
+
 fn main() {
     let args = parse_args();
     if args.list {
@@ -137,7 +150,7 @@ fn main() {
             "chaos: {members} members, {}s of faults, seed {}",
             args.secs, cfg.seed
         );
-        match runtime.block_on(chaos::run(&cfg)) {
+        match runtime.block_on(run_or_interrupted(&cfg)) {
             Ok(report) => {
                 println!("{report}");
                 for line in &report.nemesis.timeline {
