@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod chaos;
 pub mod cli;
 
 use sextant_net::grpc::pb::etcdserverpb as pb;
