@@ -277,22 +277,18 @@ impl ProcessCluster {
             cmd.args(["--listen-metrics-urls", &format!("http://{}:{port}", m.ip)]);
         }
         let child = cmd
-            .args(["--name", &m.name])
-            .arg("--data-dir")
-            .arg(&m.data_dir)
-            .args(["--listen-client-urls", &m.client_url()])
-            .args(["--listen-peer-urls", &m.peer_url()])
-            .args(["--initial-advertise-peer-urls", &m.peer_url()])
-            .args(["--initial-cluster", &initial])
-            .args([
-                "--initial-cluster-state",
-                if m.joins_existing { "existing" } else { "new" },
-            ])
-            .args(["--initial-cluster-token", "e2e"])
-            .args(["--heartbeat-interval", &t.heartbeat_ms.to_string()])
-            .args(["--election-timeout", &t.election_ms.to_string()])
+            .args(member_flags(&MemberFlags {
+                name: &m.name,
+                data_dir: &m.data_dir,
+                client_url: &m.client_url(),
+                peer_url: &m.peer_url(),
+                initial_cluster: &initial,
+                joins_existing: m.joins_existing,
+                token: "e2e",
+                heartbeat_ms: t.heartbeat_ms,
+                election_ms: t.election_ms,
+            }))
             .args(["--snapshot-count", &t.snapshot_count.to_string()])
-            .args(["--log-level", "info"])
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -309,6 +305,41 @@ impl ProcessCluster {
             .map(|m| format!("===== {} =====\n{}", m.name, m.log()))
             .collect()
     }
+}
+
+/// What a member's `sextant server` command line says about it and its cluster.
+pub struct MemberFlags<'a> {
+    pub name: &'a str,
+    pub data_dir: &'a Path,
+    pub client_url: &'a str,
+    pub peer_url: &'a str,
+    pub initial_cluster: &'a str,
+    /// `--initial-cluster-state existing` (a member added to a running cluster).
+    pub joins_existing: bool,
+    pub token: &'a str,
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+}
+
+/// The etcd-style flags every test member starts with (after `server`), logging at info.
+pub fn member_flags(f: &MemberFlags<'_>) -> Vec<std::ffi::OsString> {
+    let state = if f.joins_existing { "existing" } else { "new" };
+    [
+        ("--name", f.name.into()),
+        ("--data-dir", f.data_dir.as_os_str().to_owned()),
+        ("--listen-client-urls", f.client_url.into()),
+        ("--listen-peer-urls", f.peer_url.into()),
+        ("--initial-advertise-peer-urls", f.peer_url.into()),
+        ("--initial-cluster", f.initial_cluster.into()),
+        ("--initial-cluster-state", state.into()),
+        ("--initial-cluster-token", f.token.into()),
+        ("--heartbeat-interval", f.heartbeat_ms.to_string().into()),
+        ("--election-timeout", f.election_ms.to_string().into()),
+        ("--log-level", "info".into()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.into(), value])
+    .collect()
 }
 
 fn new_member(dir: &Path, i: u8, joins_existing: bool, options: &ClusterOptions) -> Member {

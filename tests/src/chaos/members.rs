@@ -141,18 +141,17 @@ impl NsCluster {
             .args(["netns", "exec", &m.ns])
             .arg(&bin)
             .arg("server")
-            .args(["--name", &m.name])
-            .arg("--data-dir")
-            .arg(&m.data_dir)
-            .args(["--listen-client-urls", &m.client_url()])
-            .args(["--listen-peer-urls", &m.peer_url()])
-            .args(["--initial-advertise-peer-urls", &m.peer_url()])
-            .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", "chaos"])
-            .args(["--heartbeat-interval", &self.heartbeat_ms.to_string()])
-            .args(["--election-timeout", &self.election_ms.to_string()])
-            .args(["--log-level", "info"])
+            .args(crate::member_flags(&crate::MemberFlags {
+                name: &m.name,
+                data_dir: &m.data_dir,
+                client_url: &m.client_url(),
+                peer_url: &m.peer_url(),
+                initial_cluster: &self.initial_cluster,
+                joins_existing: false,
+                token: "chaos",
+                heartbeat_ms: self.heartbeat_ms,
+                election_ms: self.election_ms,
+            }))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
