@@ -48,4 +48,34 @@ impl DurableLog for MeteredStorage {
     fn compact(&mut self, index: Index) -> Result<(), WriteError> {
         DurableLog::compact(&mut self.inner, index)
     }
+
+    fn idle(&mut self) -> Result<(), WriteError> {
+        DurableLog::idle(&mut self.inner)
+    }
+
+    fn is_no_space(e: &WriteError) -> bool {
+        e.is_no_space()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The member raises NOSPACE only if the storage it runs on tells a full disk apart.
+    #[test]
+    fn a_full_disk_is_reported_as_such_through_the_meter() {
+        let full = WriteError::Io {
+            action: "write",
+            path: "wal/0000000000000001.wal".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert!(<MeteredStorage as DurableLog>::is_no_space(&full));
+        let other = WriteError::Io {
+            action: "fsync",
+            path: "wal/0000000000000001.wal".into(),
+            source: std::io::Error::other("input/output error"),
+        };
+        assert!(!<MeteredStorage as DurableLog>::is_no_space(&other));
+    }
 }

@@ -158,8 +158,8 @@ impl std::fmt::Display for Report {
             writeln!(
                 f,
                 "  disk full: write error {:?} (after {} hung writes), others serve: {}, \
-                 member still running: {}",
-                d.write_error, d.write_timeouts, d.others_serve, d.still_running
+                 NOSPACE alarm listed: {}, member still running: {}",
+                d.write_error, d.write_timeouts, d.others_serve, d.nospace_alarm, d.still_running
             )?;
         }
         writeln!(f, "  linearizable  {}", self.linearizability)?;
@@ -386,6 +386,11 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
             report
                 .failures
                 .push("disk full: no write through the full member got an error".into());
+        }
+        if !d.nospace_alarm {
+            report
+                .failures
+                .push("disk full: no member listed a NOSPACE alarm".into());
         }
         if !d.others_serve {
             report

@@ -76,6 +76,9 @@ pub struct DiskFullCheck {
     pub others_serve: bool,
     /// Whether the full member's process was still running (failed safe, not crashed).
     pub still_running: bool,
+    /// Whether another member listed a NOSPACE alarm (raised by the full member through the
+    /// leader, as etcd does).
+    pub nospace_alarm: bool,
 }
 
 /// What the nemesis did.
@@ -275,6 +278,7 @@ async fn disk_full_probe(cluster: &mut NsCluster, clients: &[MemberClient]) -> D
         write_timeouts: 0,
         others_serve: false,
         still_running: false,
+        nospace_alarm: false,
     };
     let mut full = clients[0].kv.clone();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -306,6 +310,25 @@ async fn disk_full_probe(cluster: &mut NsCluster, clients: &[MemberClient]) -> D
         if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), other.range(get)).await {
             check.others_serve = true;
             break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut m = clients[1].maintenance.clone();
+    for _ in 0..30u32 {
+        let get = pb::AlarmRequest {
+            action: pb::alarm_request::AlarmAction::Get as i32,
+            member_id: 0,
+            alarm: pb::AlarmType::None as i32,
+        };
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), m.alarm(get)).await {
+            let alarms = r.into_inner().alarms;
+            if alarms
+                .iter()
+                .any(|a| a.alarm == pb::AlarmType::Nospace as i32)
+            {
+                check.nospace_alarm = true;
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
