@@ -991,3 +991,214 @@ fn invalid_writes_are_refused_without_poisoning() {
     let (_, r) = reopen(tmp.path(), StorageOptions::default());
     assert_eq!(r.state.entries, e[3..].to_vec());
 }
+
+// ----- preallocation -----
+
+fn prealloc_opts(segment_bytes: u64, preallocate_bytes: u64) -> StorageOptions {
+    StorageOptions {
+        segment_bytes,
+        preallocate_bytes,
+        ..StorageOptions::default()
+    }
+}
+
+/// Where the frames of a segment end: walks the frame headers (4-byte length, 12-byte
+/// header) from after the 8-byte magic until a zero length or the end of the file.
+fn frames_end(bytes: &[u8]) -> usize {
+    let mut off = 8;
+    while off + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        if len == 0 || off + 12 + len > bytes.len() {
+            break;
+        }
+        off += 12 + len;
+    }
+    off
+}
+
+#[test]
+fn preallocated_zeros_read_as_the_clean_end_of_the_log() {
+    for seed in 0..20 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let o = prealloc_opts(1 << 20, 16 * 1024);
+        let mut w = Workload::new(700 + seed);
+        let (mut s, _) = reopen(dir, o.clone());
+        for round in 0..3 {
+            for _ in 0..w.rng.random_range(1..40) {
+                w.step(&mut s, true);
+                if w.rng.random_bool(0.3) {
+                    s.sync().unwrap();
+                    s.preallocate().unwrap();
+                }
+            }
+            s.sync().unwrap();
+            s.preallocate().unwrap();
+            drop(s);
+            let seg = segments(dir).pop().unwrap();
+            let bytes = fs::read(&seg).unwrap();
+            let end = frames_end(&bytes);
+            assert!(
+                bytes[end..].iter().all(|&b| b == 0),
+                "seed {seed}: only zeros follow the records"
+            );
+            assert!(bytes.len() > end, "seed {seed}: space was preallocated");
+            let (s2, r) = reopen(dir, o.clone());
+            assert!(
+                r.repaired_tail.is_none(),
+                "seed {seed} round {round}: {:?}",
+                r.repaired_tail
+            );
+            assert_eq!(observed(&r), w.model, "seed {seed} round {round}");
+            assert_eq!(len(&seg), bytes.len() as u64, "opening changes nothing");
+            s = s2;
+        }
+    }
+}
+
+#[test]
+fn older_segments_are_cut_back_to_their_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let o = prealloc_opts(3000, 8192);
+    let mut w = Workload::new(800);
+    let (mut s, _) = reopen(dir, o.clone());
+    while segments(dir).len() < 6 {
+        w.step(&mut s, false);
+        s.sync().unwrap();
+        s.preallocate().unwrap();
+    }
+    drop(s);
+    let segs = segments(dir);
+    let last = fs::read(segs.last().unwrap()).unwrap();
+    assert!(
+        last.len() > frames_end(&last),
+        "the active segment is preallocated"
+    );
+    for seg in &segs[..segs.len() - 1] {
+        let bytes = fs::read(seg).unwrap();
+        assert_eq!(frames_end(&bytes), bytes.len(), "{}", seg.display());
+    }
+    let (_, r) = reopen(dir, o);
+    assert_eq!(observed(&r), w.model);
+}
+
+#[test]
+fn power_cut_losing_unsynced_pages_in_any_order_keeps_a_prefix() {
+    let (mut lost, mut behind_a_lost_page) = (0, 0);
+    for seed in 0..40 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let o = prealloc_opts(4 << 20, 1 << 20);
+        let mut w = Workload::new(900 + seed);
+        let (mut s, _) = reopen(dir, o.clone());
+        for _ in 0..w.rng.random_range(0..30) {
+            w.step(&mut s, true);
+        }
+        s.sync().unwrap();
+        s.preallocate().unwrap();
+        let seg = segments(dir).pop().unwrap();
+        let synced = fs::read(&seg).unwrap();
+        // Unsynced writes over several pages, all inside the preallocated space.
+        let mut states = vec![w.model.clone()];
+        let start = frames_end(&synced);
+        while frames_end(&fs::read(&seg).unwrap()) < start + 5 * 4096 {
+            w.step(&mut s, false);
+            states.push(w.model.clone());
+        }
+        drop(s);
+        assert_eq!(segments(dir).len(), 1);
+        let written = fs::read(&seg).unwrap();
+        assert_eq!(
+            written.len(),
+            synced.len(),
+            "no write went past the preallocation"
+        );
+        // The crash: each page that changed reached the disk, or did not, independently.
+        let mut image = synced.clone();
+        let mut rng = StdRng::seed_from_u64(seed);
+        for (k, page) in written.chunks(4096).enumerate() {
+            let at = k * 4096;
+            if page != &synced[at..at + page.len()] && rng.random_bool(0.6) {
+                image[at..at + page.len()].copy_from_slice(page);
+            }
+        }
+        fs::write(&seg, &image).unwrap();
+        let (_, r) = FileStorage::open(dir, o.clone())
+            .unwrap_or_else(|e| panic!("seed {seed}: open after the crash failed: {e}"));
+        let got = observed(&r);
+        assert!(
+            states.contains(&got),
+            "seed {seed}: the recovered log is not a prefix of the writes"
+        );
+        assert_core_accepts(&r);
+        lost += usize::from(got != w.model);
+        let reason = r.repaired_tail.as_ref().map_or("", |t| t.reason.as_str());
+        behind_a_lost_page += usize::from(reason.contains("never written"));
+        // What was kept is whole again: the next writes survive a clean reopen.
+        let (mut s, _) = reopen(dir, o.clone());
+        let mut w2 = Workload::new(seed);
+        w2.model = got.clone();
+        w2.term = got
+            .hs
+            .term
+            .max(got.entries.last().map_or(0, |e| e.term))
+            .max(1);
+        w2.commit = got.hs.commit;
+        for _ in 0..5 {
+            w2.step(&mut s, false);
+        }
+        s.sync().unwrap();
+        drop(s);
+        let (_, r) = reopen(dir, o);
+        assert_eq!(
+            observed(&r),
+            w2.model,
+            "seed {seed}: writes after the repair"
+        );
+    }
+    assert!(
+        lost >= 15 && behind_a_lost_page >= 5,
+        "{lost} lost writes, {behind_a_lost_page} with records behind a lost page"
+    );
+}
+
+#[test]
+fn preallocation_on_a_full_disk_is_skipped_without_harm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let faults = FaultInjector::new();
+    let o = StorageOptions {
+        faults: Some(faults.clone()),
+        ..prealloc_opts(1 << 20, 64 * 1024)
+    };
+    let mut w = Workload::new(1000);
+    let (mut s, _) = reopen(dir, o.clone());
+    for _ in 0..20 {
+        w.step(&mut s, false);
+    }
+    s.sync().unwrap();
+    let seg = segments(dir).pop().unwrap();
+    let before = len(&seg);
+    faults.disk_full_after(1000);
+    assert_eq!(s.preallocate().unwrap(), 0);
+    assert!(
+        s.failure().is_none(),
+        "a failed preallocation poisons nothing"
+    );
+    assert_eq!(
+        len(&seg),
+        before,
+        "the partial preallocation was given back"
+    );
+    faults.heal();
+    assert_eq!(s.preallocate().unwrap(), 0, "not retried in this segment");
+    for _ in 0..5 {
+        w.step(&mut s, false);
+    }
+    s.sync().unwrap();
+    drop(s);
+    let (_, r) = reopen(dir, o);
+    assert!(r.repaired_tail.is_none());
+    assert_eq!(observed(&r), w.model);
+}

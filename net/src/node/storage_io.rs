@@ -79,6 +79,11 @@ pub trait DurableLog: Send + 'static {
     fn sync(&mut self) -> Result<(), Self::Error>;
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error>;
     fn compact(&mut self, index: Index) -> Result<(), Self::Error>;
+    /// Called by the worker whenever no operation is waiting: housekeeping that would
+    /// otherwise delay a write (e.g. preallocating log space). An error is a storage failure.
+    fn idle(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// Whether `e` means the disk is full.
     fn is_no_space(_e: &Self::Error) -> bool {
         false
@@ -106,6 +111,12 @@ pub fn spawn_storage_thread<L: DurableLog>(mut log: L) -> (StorageIo, std::threa
                 if let Err(e) = run_batch(&mut log, batch, &done_tx) {
                     failed = true;
                     let _ = done_tx.send(StorageDone::Failed(e));
+                } else if ops_rx.is_empty() {
+                    if let Err(e) = log.idle() {
+                        failed = true;
+                        let f = StorageFailure::of::<L>("storage housekeeping failed", &e);
+                        let _ = done_tx.send(StorageDone::Failed(f));
+                    }
                 }
             }
         })

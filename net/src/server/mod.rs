@@ -146,6 +146,9 @@ impl DurableLog for FileStorage {
     fn compact(&mut self, index: sextant_core::Index) -> Result<(), WriteError> {
         FileStorage::compact(self, index)
     }
+    fn idle(&mut self) -> Result<(), WriteError> {
+        FileStorage::preallocate(self).map(drop)
+    }
     fn is_no_space(e: &WriteError) -> bool {
         e.is_no_space()
     }

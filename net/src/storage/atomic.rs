@@ -27,14 +27,16 @@ pub(crate) fn write_atomic(io: &Io, dir: &Path, name: &str, parts: &[&[u8]]) -> 
 }
 
 fn write_tmp(io: &Io, tmp: &Path, parts: &[&[u8]]) -> Result<(), IoFail> {
-    let mut file: File = OpenOptions::new()
+    let file: File = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(tmp)
         .ctx("create", tmp)?;
+    let mut at = 0u64;
     for part in parts {
-        io.write_all(&mut file, part).ctx("write", tmp)?;
+        io.write_all_at(&file, part, at).ctx("write", tmp)?;
+        at += part.len() as u64;
     }
     io.sync_all(&file).ctx("fsync", tmp)
 }

@@ -7,7 +7,8 @@
 //! storage rather than a mock of it.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,18 +87,19 @@ impl Io {
         Io { faults }
     }
 
-    pub fn write_all(&self, file: &mut File, buf: &[u8]) -> io::Result<()> {
+    /// Writes all of `buf` at byte `offset` of `file` (pwrite; the file position is unused).
+    pub fn write_all_at(&self, file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
         if let Some(f) = &self.faults {
             let allowed = f.take_budget(buf.len());
             if allowed < buf.len() {
-                file.write_all(&buf[..allowed])?;
+                file.write_all_at(&buf[..allowed], offset)?;
                 return Err(io::Error::new(
                     io::ErrorKind::StorageFull,
                     "no space left on device (injected fault)",
                 ));
             }
         }
-        file.write_all(buf)
+        file.write_all_at(buf, offset)
     }
 
     fn check_sync(&self) -> io::Result<()> {

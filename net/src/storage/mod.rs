@@ -85,6 +85,9 @@ use wal::{LogState, SnapRef, TornSegment, Wal, WalRecordRef};
 pub struct StorageOptions {
     /// A new log segment is started once the active one has this many bytes (default 64 MiB).
     pub segment_bytes: u64,
+    /// Log space preallocated (zero-filled and synced, when idle) ahead of the records, so
+    /// a record's fdatasync need not commit a new file size (default 1 MiB; 0 disables).
+    pub preallocate_bytes: u64,
     /// Snapshot files kept, the current one included (default 3, at least 1).
     pub keep_snapshots: usize,
     /// Test hook: inject disk-full and fsync failures. `None` in production.
@@ -95,6 +98,7 @@ impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
             segment_bytes: 64 * 1024 * 1024,
+            preallocate_bytes: 1024 * 1024,
             keep_snapshots: 3,
             faults: None,
         }
@@ -194,6 +198,7 @@ impl FileStorage {
             io.clone(),
             &wal_dir,
             opts.segment_bytes.max(1),
+            opts.preallocate_bytes,
             &rec.segments,
         )?;
         let applied = rec.state.snapshot_index();
@@ -270,6 +275,22 @@ impl FileStorage {
         self.dirty = false;
         self.after_durable();
         Ok(())
+    }
+
+    /// Preallocates log space ahead of the records if it runs short (see the WAL's module
+    /// docs); call when idle. Returns the bytes added. A full disk is not an error here (the
+    /// records still have whatever space is left): it is logged and preallocation paused
+    /// until the next segment. A failed sync poisons the storage like any failed sync.
+    pub fn preallocate(&mut self) -> Result<u64, WriteError> {
+        self.usable()?;
+        match self.wal.preallocate() {
+            Ok(Ok(added)) => Ok(added),
+            Ok(Err(f)) => {
+                tracing::warn!(error = %WriteError::from(f), "cannot preallocate log space; writing without");
+                Ok(0)
+            }
+            Err(f) => Err(self.fail(f)),
+        }
     }
 
     /// Saves a snapshot the state machine took (the log is kept; compact separately). Durable
