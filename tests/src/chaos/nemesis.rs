@@ -271,7 +271,9 @@ async fn inject(
 }
 
 /// While member 0's disk is full: writes through it must get an error answer (bounded), and
-/// another member must serve a linearizable read.
+/// another member must serve a linearizable read. The writes carry 64 KiB values: the member
+/// keeps writing into log space it preallocated before the disk filled (1 MiB by default,
+/// as etcd writes into its preallocated segment), and the probe must get past that.
 async fn disk_full_probe(cluster: &mut NsCluster, clients: &[MemberClient]) -> DiskFullCheck {
     let mut check = DiskFullCheck {
         write_error: None,
@@ -288,7 +290,7 @@ async fn disk_full_probe(cluster: &mut NsCluster, clients: &[MemberClient]) -> D
         }
         let put = pb::PutRequest {
             key: b"chaos/probe".to_vec(),
-            value: format!("p{i}").into_bytes(),
+            value: format!("p{i:05}").into_bytes().repeat(64 * 1024 / 6),
             ..Default::default()
         };
         match tokio::time::timeout(Duration::from_secs(3), full.put(put)).await {
