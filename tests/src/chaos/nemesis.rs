@@ -164,6 +164,16 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+/// Half the time the leader (any member when none is known), else any member.
+async fn leader_or_any(clients: &[MemberClient], rng: &mut Rng) -> usize {
+    if rng.below(2) == 0 {
+        if let Some(i) = leader(clients).await {
+            return i;
+        }
+    }
+    rng.below(clients.len() as u64) as usize
+}
+
 async fn inject(
     fault: Fault,
     topo: &Topology,
@@ -246,20 +256,12 @@ async fn inject(
             (Undo::Network, format!("{chosen:?}: 10% loss, {how}"))
         }
         Fault::Kill => {
-            let i = if rng.below(2) == 0 {
-                leader(clients).await.unwrap_or_else(|| pick(rng))
-            } else {
-                pick(rng)
-            };
+            let i = leader_or_any(clients, rng).await;
             blocking(|| cluster.kill9(i));
             (Undo::Restart(i), format!("m{i} killed"))
         }
         Fault::Pause => {
-            let i = if rng.below(2) == 0 {
-                leader(clients).await.unwrap_or_else(|| pick(rng))
-            } else {
-                pick(rng)
-            };
+            let i = leader_or_any(clients, rng).await;
             blocking(|| cluster.pause(i));
             (Undo::Resume(i), format!("m{i} stopped"))
         }
