@@ -658,3 +658,32 @@ async fn start_reports_errors() {
     .unwrap();
     assert!(outside.unwrap().contains("tokio runtime"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_connects_to_us_ends_our_reconnect_backoff() {
+    bounded(async {
+        let a_listener = std_listener();
+        let a_addr = a_listener.local_addr().unwrap();
+        let b_addr = free_addr();
+        // A's reconnect delay after its first failure is at least 30 s, far beyond the
+        // test's limit: only the wake-up can get A through to B in time.
+        let mut cfg = config(1, a_listener, &[(2, b_addr)]);
+        cfg.backoff_min = Duration::from_secs(60);
+        cfg.backoff_max = Duration::from_secs(60);
+        let a = start(cfg, 64);
+        eventually("A fails to reach B", || {
+            a.t.peer_stats(2).unwrap().connect_failures >= 1
+        })
+        .await;
+
+        // B starts and dials A: A's dialer wakes and reaches B.
+        let mut b = start(config(2, b_addr, &[(1, a_addr)]), 64);
+        send_until_received(&a.t, &mut b.rx, 2).await;
+        let st = a.t.peer_stats(2).unwrap();
+        assert_eq!((st.connect_failures, st.connects), (1, 1), "{st:?}");
+
+        a.t.shutdown().await;
+        b.t.shutdown().await;
+    })
+    .await;
+}

@@ -119,6 +119,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         conn_id,
     };
     debug!(%remote, peer = sender, "accepted inbound connection");
+    shared.peer_seen(sender);
 
     match read_loop(&shared, &mut stream, sender, superseded_rx).await {
         Ok(()) => debug!(peer = sender, "inbound channel closed; closing connection"),

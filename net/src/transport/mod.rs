@@ -46,7 +46,9 @@
 //! connection fails it reconnects with jittered exponential backoff (`backoff_min` doubling
 //! up to `backoff_max`, each delay drawn from the upper half of its step), and while the peer
 //! is unreachable it discards what is queued (counted as dropped), so the first messages
-//! after a reconnect are fresh. A write that makes no progress for `write_timeout` (a peer
+//! after a reconnect are fresh. A handshake accepted from the peer ends the wait at once
+//! with the backoff reset (the peer is evidently up: a restarted member is heard from in
+//! milliseconds, not after up to `backoff_max`). A write that makes no progress for `write_timeout` (a peer
 //! that stopped reading) closes the connection. Peers are added, re-addressed and removed
 //! at runtime with [`TcpTransport::set_peer`] and [`TcpTransport::remove_peer`].
 //!

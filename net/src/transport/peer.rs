@@ -9,7 +9,7 @@ use std::time::Duration;
 use sextant_core::{Message, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -39,8 +39,10 @@ impl PeerHandle {
         let (tx, rx) = mpsc::channel(shared.queue_msgs_max);
         let (addr_tx, addr_rx) = watch::channel(addr);
         let counters = Arc::new(PeerCounters::default());
+        let redial = Arc::new(Notify::new());
+        shared.redial().insert(peer, redial.clone());
         let runtime = shared.runtime.clone();
-        let task = runtime.spawn(run(shared, peer, rx, addr_rx, counters.clone()));
+        let task = runtime.spawn(run(shared, peer, rx, addr_rx, redial, counters.clone()));
         PeerHandle {
             tx,
             addr: addr_tx,
@@ -77,6 +79,7 @@ async fn run(
     peer: NodeId,
     mut rx: mpsc::Receiver<Message>,
     mut addr_rx: watch::Receiver<SocketAddr>,
+    redial: Arc<Notify>,
     counters: Arc<PeerCounters>,
 ) {
     let mut backoff = Backoff::new(
@@ -89,9 +92,13 @@ async fn run(
     loop {
         if wait_first {
             let delay = backoff.next_delay();
-            match discard_for(delay, &mut rx, &mut addr_rx, &counters).await {
+            match discard_for(delay, &mut rx, &mut addr_rx, &redial, &counters).await {
                 Waited::Elapsed => {}
                 Waited::AddrChanged => backoff.reset(),
+                Waited::PeerSeen => {
+                    debug!(peer, "peer connected to us; dialing it now");
+                    backoff.reset();
+                }
                 Waited::QueueClosed => return,
             }
         }
@@ -166,22 +173,31 @@ async fn connect(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<Conn
 enum Waited {
     Elapsed,
     AddrChanged,
+    /// The peer completed a handshake with us: it is up.
+    PeerSeen,
     QueueClosed,
 }
 
 /// Sleeps `delay` while the peer is unreachable, discarding (and counting) what is queued so
-/// the first messages after a reconnect are fresh. Wakes early when the address changes.
+/// the first messages after a reconnect are fresh. Wakes early when the address changes or
+/// the peer connects to us.
 async fn discard_for(
     delay: Duration,
     rx: &mut mpsc::Receiver<Message>,
     addr_rx: &mut watch::Receiver<SocketAddr>,
+    redial: &Notify,
     counters: &PeerCounters,
 ) -> Waited {
     let sleep = tokio::time::sleep(delay);
     tokio::pin!(sleep);
+    // Registered before the first poll, so a handshake from here on is not missed.
+    let seen = redial.notified();
+    tokio::pin!(seen);
+    seen.as_mut().enable();
     loop {
         tokio::select! {
             () = &mut sleep => return Waited::Elapsed,
+            () = &mut seen => return Waited::PeerSeen,
             m = rx.recv() => match m {
                 Some(_) => counters.add_dropped(1),
                 None => return Waited::QueueClosed,

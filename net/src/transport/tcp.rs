@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sextant_core::{Message, NodeId};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, trace};
 
@@ -123,6 +123,10 @@ pub(super) struct Shared {
     /// drop tells its reader it has been superseded.
     pub(super) inbound_conns: Mutex<BTreeMap<NodeId, (u64, oneshot::Sender<()>)>>,
     pub(super) next_conn_id: AtomicU64,
+    /// Per configured peer, what wakes its dialer out of a reconnect backoff: the peer has
+    /// just connected to us, so it is up and reachable and waiting out the backoff would
+    /// only delay our messages to it (after a restart, up to `backoff_max`).
+    pub(super) redial: Mutex<BTreeMap<NodeId, Arc<Notify>>>,
 }
 
 impl Shared {
@@ -134,6 +138,19 @@ impl Shared {
 
     pub(super) fn conn_id(&self) -> u64 {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn redial(&self) -> MutexGuard<'_, BTreeMap<NodeId, Arc<Notify>>> {
+        self.redial.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `peer` completed a handshake with us: if our dialer to it is waiting out a backoff,
+    /// it dials now with its backoff reset. (A dialer that is connected or connecting is
+    /// not affected.)
+    pub(super) fn peer_seen(&self, peer: NodeId) {
+        if let Some(n) = self.redial().get(&peer) {
+            n.notify_waiters();
+        }
     }
 }
 
@@ -193,6 +210,7 @@ impl TcpTransport {
             counters: Counters::default(),
             inbound_conns: Mutex::new(BTreeMap::new()),
             next_conn_id: AtomicU64::new(0),
+            redial: Mutex::new(BTreeMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let listener = runtime.spawn(listener::run(shared.clone(), listener, stop_rx));
@@ -313,6 +331,7 @@ impl TcpTransport {
         match removed {
             Some(p) => {
                 info!(peer = id, "peer removed");
+                self.shared.redial().remove(&id);
                 p.task.abort();
                 true
             }
