@@ -396,6 +396,67 @@ fn compaction_removes_whole_segments_below_the_snapshot() {
     assert_core_accepts(&r);
 }
 
+/// The snapshot data handed back to the core is the file's, memory-mapped: equal to what was
+/// saved (taken locally or received from the leader), still readable after the file is
+/// removed as old, and refused when the file is not a snapshot file.
+#[test]
+fn saved_snapshots_are_handed_back_mapped_from_their_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut rng = StdRng::seed_from_u64(9);
+    let o = StorageOptions {
+        keep_snapshots: 1,
+        ..opts(4096)
+    };
+    let (mut s, _) = reopen(dir, o.clone());
+    let all: Vec<Entry> = (1..=30).map(|i| entry(i, 1, &mut rng)).collect();
+    s.append(None, None, &all).unwrap();
+    s.sync().unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let first = snapshot(10, 1, &data);
+    s.save_snapshot(&first).unwrap();
+    let mapped = s.mapped_snapshot(&first.meta).unwrap();
+    assert_eq!(mapped, first.data);
+    assert_ne!(
+        mapped.as_ptr(),
+        first.data.as_ptr(),
+        "a copy, not the caller's buffer"
+    );
+
+    // A newer snapshot and compaction remove the first file; its mapping stays valid.
+    let second = snapshot(20, 1, b"second");
+    s.save_snapshot(&second).unwrap();
+    s.compact(20).unwrap();
+    let snap_files = fs::read_dir(dir.join("snap")).unwrap().count();
+    assert_eq!(snap_files, 1, "the first snapshot file was removed");
+    assert_eq!(mapped, first.data);
+    assert_eq!(s.mapped_snapshot(&second.meta).unwrap(), second.data);
+    assert!(s.mapped_snapshot(&first.meta).is_err(), "its file is gone");
+
+    // One received from the leader, appended with the log that follows it.
+    let leader = snapshot(40, 2, b"leader state");
+    let hs = HardState {
+        term: 2,
+        vote: None,
+        commit: 40,
+    };
+    s.append(Some(hs), Some(&leader), &[]).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.mapped_snapshot(&leader.meta).unwrap(), leader.data);
+
+    // A file that is not a snapshot (damaged header) is refused, not mapped.
+    let path = fs::read_dir(dir.join("snap"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("0000000000000028-"))
+        .unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[3] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let err = s.mapped_snapshot(&leader.meta).unwrap_err();
+    assert!(err.contains("not a snapshot file"), "{err}");
+}
+
 // ----- torn tails -----
 
 #[test]

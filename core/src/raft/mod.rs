@@ -609,6 +609,24 @@ impl Raft {
         Ok(())
     }
 
+    /// The driver stored the snapshot at `index` and hands back the same data read from
+    /// storage (e.g. a memory-mapped file), so the core keeps that instead of its in-memory
+    /// copy: the copy can be as large as the whole state machine. Ignored (returns false)
+    /// unless the core's latest snapshot is at `index` and has the same length.
+    pub fn snapshot_stored(&mut self, index: Index, data: Bytes) -> bool {
+        match &mut self.snapshot {
+            Some(s) if s.meta.index == index && s.data.len() == data.len() => {
+                debug_assert!(
+                    s.data == data,
+                    "stored snapshot data differs from the core's"
+                );
+                s.data = data;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drops log entries up to `index`, which a snapshot must cover. The driver compacts its
     /// storage to the same point.
     pub fn compact(&mut self, index: Index) -> Result<(), CompactError> {

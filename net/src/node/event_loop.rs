@@ -765,6 +765,10 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 }
                 self.defrag_snapshot_saved();
             }
+            StorageDone::SnapshotStored { index, data } => {
+                // Only the latest snapshot is kept; an older one read back is just dropped.
+                self.raft.snapshot_stored(index, data);
+            }
             StorageDone::Failed(f) => {
                 let alarm = f.no_space.then_some(sextant_core::kv::AlarmKind::NoSpace);
                 self.fail_with(f.message, alarm)

@@ -2,7 +2,8 @@
 //! and completions come back on another, so the loop never blocks on the disk. The worker
 //! drains every queued write, writes them all and syncs once (group commit).
 
-use sextant_core::{Entry, HardState, Index, PersistId, Snapshot};
+use bytes::Bytes;
+use sextant_core::{Entry, HardState, Index, PersistId, Snapshot, SnapshotMeta};
 use tokio::sync::mpsc;
 
 /// Work for the storage worker.
@@ -32,6 +33,12 @@ pub enum StorageDone {
     SnapshotSaved {
         index: Index,
         compact_to: Index,
+    },
+    /// The snapshot at `index` (saved, or received from the leader and written) read back
+    /// from storage: the core keeps this instead of its heap copy.
+    SnapshotStored {
+        index: Index,
+        data: Bytes,
     },
     /// The disk failed; nothing after the last `Persisted` is durable, and the worker takes
     /// no more writes.
@@ -83,6 +90,12 @@ pub trait DurableLog: Send + 'static {
     /// otherwise delay a write (e.g. preallocating log space). An error is a storage failure.
     fn idle(&mut self) -> Result<(), Self::Error> {
         Ok(())
+    }
+    /// The data of a snapshot this log wrote (saved, or appended with a `Ready`) as the
+    /// storage holds it, e.g. memory-mapped from its file, so the core need not keep a heap
+    /// copy of the whole state machine. `None` (the default) keeps the copy.
+    fn stored_snapshot(&mut self, _meta: &SnapshotMeta) -> Option<Bytes> {
+        None
     }
     /// Whether `e` means the disk is full.
     fn is_no_space(_e: &Self::Error) -> bool {
@@ -149,6 +162,14 @@ pub fn run_batch<L: DurableLog>(
         }
         Ok::<(), StorageFailure>(())
     };
+    let stored = |log: &mut L, meta: &SnapshotMeta| {
+        if let Some(data) = log.stored_snapshot(meta) {
+            let _ = done.send(StorageDone::SnapshotStored {
+                index: meta.index,
+                data,
+            });
+        }
+    };
     for op in batch {
         match op {
             StorageOp::Write {
@@ -162,6 +183,9 @@ pub fn run_batch<L: DurableLog>(
                     .map_err(|e| StorageFailure::of::<L>("write failed", &e))?;
                 need_sync |= must_sync;
                 last_id = Some(id);
+                if let Some(s) = &snapshot {
+                    stored(log, &s.meta);
+                }
             }
             StorageOp::SaveSnapshot {
                 snapshot,
@@ -172,6 +196,7 @@ pub fn run_batch<L: DurableLog>(
                     .map_err(|e| StorageFailure::of::<L>("saving snapshot failed", &e))?;
                 log.compact(compact_to)
                     .map_err(|e| StorageFailure::of::<L>("compacting the log failed", &e))?;
+                stored(log, &snapshot.meta);
                 let _ = done.send(StorageDone::SnapshotSaved {
                     index: snapshot.meta.index,
                     compact_to,

@@ -3,8 +3,9 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use prometheus::Histogram;
-use sextant_core::{Entry, HardState, Index, Snapshot};
+use sextant_core::{Entry, HardState, Index, Snapshot, SnapshotMeta};
 
 use crate::node::DurableLog;
 use crate::storage::{FileStorage, WriteError};
@@ -51,6 +52,10 @@ impl DurableLog for MeteredStorage {
 
     fn idle(&mut self) -> Result<(), WriteError> {
         DurableLog::idle(&mut self.inner)
+    }
+
+    fn stored_snapshot(&mut self, meta: &SnapshotMeta) -> Option<Bytes> {
+        DurableLog::stored_snapshot(&mut self.inner, meta)
     }
 
     fn is_no_space(e: &WriteError) -> bool {

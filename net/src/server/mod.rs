@@ -149,6 +149,15 @@ impl DurableLog for FileStorage {
     fn idle(&mut self) -> Result<(), WriteError> {
         FileStorage::preallocate(self).map(drop)
     }
+    fn stored_snapshot(&mut self, meta: &sextant_core::SnapshotMeta) -> Option<bytes::Bytes> {
+        match self.mapped_snapshot(meta) {
+            Ok(data) => Some(data),
+            Err(e) => {
+                tracing::warn!(index = meta.index, error = %e, "cannot map the snapshot file; keeping it in memory");
+                None
+            }
+        }
+    }
     fn is_no_space(e: &WriteError) -> bool {
         e.is_no_space()
     }
@@ -234,13 +243,15 @@ impl Server {
             },
         )?;
 
-        let (storage, recovered) =
+        let opening = std::time::Instant::now();
+        let (mut storage, recovered) =
             FileStorage::open(&cfg.data_dir.join("member"), StorageOptions::default()).map_err(
                 |source| StartError::Storage {
                     dir: cfg.data_dir.clone(),
                     source,
                 },
             )?;
+        let open_ms = opening.elapsed().as_millis() as u64;
         if let Some(torn) = &recovered.repaired_tail {
             tracing::warn!(%torn, "repaired a torn write at the end of the log");
         }
@@ -254,15 +265,26 @@ impl Server {
             let raft = Raft::bootstrap_with_context(raft_cfg, &voters, context)?;
             (raft, KvStore::new(), 0)
         } else {
-            let state = recovered.state;
-            let (kv, applied) = match &state.snapshot {
-                Some(s) => (KvStore::restore(&s.data)?, s.meta.index),
+            let mut state = recovered.state;
+            let restoring = std::time::Instant::now();
+            let (kv, applied) = match &mut state.snapshot {
+                Some(s) => {
+                    let kv = KvStore::restore(&s.data)?;
+                    // The core keeps the snapshot for lagging followers: from the file,
+                    // not as a heap copy of the whole state machine.
+                    if let Some(mapped) = DurableLog::stored_snapshot(&mut storage, &s.meta) {
+                        s.data = mapped;
+                    }
+                    (kv, s.meta.index)
+                }
                 None => (KvStore::new(), 0),
             };
             tracing::info!(
                 member = me,
                 applied,
                 last = state.entries.last().map(|e| e.index),
+                open_ms = open_ms,
+                restore_ms = restoring.elapsed().as_millis() as u64,
                 "restarting from the data dir"
             );
             (Raft::new(raft_cfg, state)?, kv, applied)

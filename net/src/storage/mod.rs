@@ -69,7 +69,8 @@ use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use sextant_core::{Entry, HardState, Index, RestoreState, Snapshot};
+use bytes::Bytes;
+use sextant_core::{Entry, HardState, Index, RestoreState, Snapshot, SnapshotMeta};
 
 pub use error::{OpenError, WriteError};
 pub use io::FaultInjector;
@@ -311,6 +312,13 @@ impl FileStorage {
         self.state.apply_snapshot_saved(s);
         self.dirty = true;
         self.sync()
+    }
+
+    /// The data of the snapshot at `meta` (saved or appended earlier), memory-mapped from its
+    /// file, for the Raft core to keep instead of a heap copy (see `snap::map_data`). An
+    /// error is only a reason to keep the copy: nothing was written.
+    pub fn mapped_snapshot(&self, meta: &SnapshotMeta) -> Result<Bytes, String> {
+        snap::map_data(&self.snap_dir, SnapRef::of(meta))
     }
 
     /// Deletes the log segments whose entries are all at or below `index`, which the durable

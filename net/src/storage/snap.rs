@@ -116,11 +116,10 @@ pub(crate) fn decode(bytes: Vec<u8>) -> Result<Snapshot, String> {
     if !rest.is_empty() {
         return Err("trailing bytes after the meta".into());
     }
-    let mut bytes = bytes;
-    let data = bytes.split_off(meta_end);
+    // A view of the buffer read, not a copy of its tail (it can be the whole state machine).
     Ok(Snapshot {
         meta,
-        data: Bytes::from(data),
+        data: Bytes::from(bytes).slice(meta_end..),
     })
 }
 
@@ -144,6 +143,40 @@ pub(crate) fn load(dir: &Path, want: SnapRef) -> Result<Snapshot, OpenError> {
         )));
     }
     Ok(snap)
+}
+
+/// The data of the snapshot file `want` in `dir`, memory-mapped: the bytes stay in the page
+/// cache instead of the heap, and are read from the disk only when something (sending the
+/// snapshot to a lagging follower) touches them. Checks the header and the lengths, not the
+/// data's checksum (that would read it all; the file was verified when loaded or written by
+/// this process).
+pub(crate) fn map_data(dir: &Path, want: SnapRef) -> Result<Bytes, String> {
+    let path = dir.join(file_name(want));
+    let file = fs::File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    // SAFETY: snapshot files are written once under a temporary name and renamed into
+    // place; nothing writes to or truncates them afterwards, only unlinks them, which keeps
+    // the mapping valid. (Someone truncating the file by hand would crash the process, as
+    // with etcd's memory-mapped database.)
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("map {}: {e}", path.display()))?;
+    if map.len() < HEADER_LEN || &map[0..8] != MAGIC {
+        return Err(format!("{} is not a snapshot file", path.display()));
+    }
+    let head = &map[..HEADER_LEN];
+    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or([0; 4]));
+    if u32_at(28) != crc32c::crc32c(&head[..28]) {
+        return Err(format!("{}: header checksum mismatch", path.display()));
+    }
+    let meta_len = u32_at(8) as usize;
+    let data_len = u64::from_le_bytes(head[12..20].try_into().unwrap_or([0; 8]));
+    let start = HEADER_LEN + meta_len;
+    if start as u64 + data_len != map.len() as u64 {
+        return Err(format!(
+            "{}: length does not match its header",
+            path.display()
+        ));
+    }
+    Ok(Bytes::from_owner(map).slice(start..))
 }
 
 /// The snapshot files in `dir` (ascending by index, then term), after removing leftover
