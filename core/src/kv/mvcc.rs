@@ -256,7 +256,8 @@ impl Mvcc {
                 live_keys += 1;
             }
         }
-        log.sort_by_key(|e| e.rev);
+        // Revisions are unique.
+        log.sort_unstable_by_key(|e| e.rev);
         Ok(Mvcc {
             keys,
             log: log.into(),
