@@ -41,6 +41,9 @@ enum SnapshotCommand {
     Restore(snapshot_restore::RestoreArgs),
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
