@@ -5,6 +5,7 @@
 //! Invariant: the log holds exactly the retained versions at or after the compaction point,
 //! in revision order (so it can be rebuilt from the index when a snapshot is restored).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::mem::size_of;
 use std::ops::Bound;
@@ -129,27 +130,28 @@ impl Mvcc {
             .filter_map(move |(k, h)| h.at(rev).map(|v| (k, v)))
     }
 
-    /// Records `version` of `key`. Versions arrive in increasing revision order.
+    /// Records `version` of `key`. Versions arrive in increasing revision order. One search
+    /// of the index: the key is copied up front (so the index never pins a caller's larger
+    /// buffer), which costs less than a second search when the key exists.
     pub fn write(&mut self, key: &Bytes, version: Version) {
         let rev = version.revision();
-        let was_alive = self
-            .keys
-            .get(key)
-            .and_then(|h| h.last())
-            .is_some_and(|v| !v.is_tombstone());
         let alive = !version.is_tombstone();
         self.stored_bytes += version.value.len() as u64;
-        let key = match self.keys.get_key_value(key.as_ref()) {
-            Some((k, _)) => k.clone(),
-            None => {
-                // Copied so the index never pins a caller's larger buffer.
-                let k = Bytes::copy_from_slice(key);
+        let (key, was_alive) = match self.keys.entry(Bytes::copy_from_slice(key)) {
+            Entry::Occupied(mut e) => {
+                let was_alive = e.get().last().is_some_and(|v| !v.is_tombstone());
+                e.get_mut().push(version);
+                (e.key().clone(), was_alive)
+            }
+            Entry::Vacant(e) => {
+                let k = e.key().clone();
                 self.stored_bytes += k.len() as u64;
-                self.keys.insert(k.clone(), KeyHistory::default());
-                k
+                let mut h = KeyHistory::default();
+                h.push(version);
+                e.insert(h);
+                (k, false)
             }
         };
-        self.keys.get_mut(&key).expect("just ensured").push(version);
         self.log.push_back(LogEntry { rev, key });
         match (was_alive, alive) {
             (false, true) => self.live_keys += 1,

@@ -94,11 +94,17 @@ impl<'a> WriteTxn<'a> {
             }
         }
         let kv = version.to_kv(&p.key);
+        // Before the command's first change, the state it read is the one it began with.
+        let prev_kv = if self.changed() {
+            self.mvcc.get_at(&p.key, self.begin)
+        } else {
+            existing.clone()
+        };
         self.mvcc.write(&p.key, version);
         self.events.push(Event {
             kind: EventKind::Put,
             kv,
-            prev_kv: self.mvcc.get_at(&p.key, self.begin),
+            prev_kv,
         });
         PutResponse {
             revision: rev.main,
