@@ -451,6 +451,61 @@ fn members_endpoints_and_snapshot() {
     assert!(out.status.success(), "{text}");
     assert_eq!(text.matches("is healthy").count(), 3, "{text}");
 
+    // `-w table` prints what etcdctl prints, character for character.
+    let ours = |args: &[&str]| {
+        let out = Command::new(sextant_tests::sextant_bin())
+            .args(["--endpoints", &eps, "-w", "table"])
+            .args(args)
+            .output()
+            .expect("run sextant");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let table = ok(&c, &eps, &["-w", "table", "member", "list"]);
+    assert_eq!(table.lines().count(), 7, "{table}");
+    assert_eq!(ours(&["member", "list"]), (Some(0), table, String::new()));
+    let first = &eps[..eps.find(',').unwrap_or(eps.len())];
+    let theirs = ok(&c, first, &["-w", "table", "endpoint", "status"]);
+    let out = Command::new(sextant_tests::sextant_bin())
+        .args(["--endpoints", first, "-w", "table", "endpoint", "status"])
+        .output()
+        .expect("run sextant");
+    assert!(out.status.success());
+    let mine = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (theirs, mine): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), mine.lines().collect());
+    assert_eq!(theirs.len(), 5, "{theirs:?}");
+    assert_eq!(mine.len(), 5, "{mine:?}");
+    // The borders and header match exactly; in the row, every cell but the raft indexes
+    // and the db size (which may move between the two calls).
+    for i in [0, 1, 2, 4] {
+        assert_eq!(mine[i], theirs[i]);
+    }
+    let cells = |l: &str| -> Vec<String> { l.split('|').map(|c| c.trim().to_string()).collect() };
+    let (t, m) = (cells(theirs[3]), cells(mine[3]));
+    for i in [1, 2, 3, 5, 6, 7, 10] {
+        assert_eq!(m[i], t[i], "cell {i}: {mine:?} vs {theirs:?}");
+    }
+    // Commands without a table are refused with etcdctl's message and status, but before
+    // anything is sent: etcdctl makes the put and only then fails to print it.
+    let (code, stdout, stderr) = ours(&["put", "table/k", "v"]);
+    assert_eq!((code, stdout.as_str()), (Some(4), ""));
+    let get = ok(&c, &eps, &["get", "table/k"]);
+    assert_eq!(get, "", "a refused put was not made");
+    let refused = run(
+        &eps,
+        &["-w", "table", "put", "table/k", "v"],
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(refused.status.code(), Some(4));
+    assert_eq!(
+        stderr.trim(),
+        String::from_utf8_lossy(&refused.stderr).trim()
+    );
+
     // A snapshot saved from the cluster is the state machine's, checksummed.
     ok(&c, &eps, &["put", "snap/k", "v"]);
     let dir = tempfile::tempdir().expect("temp dir");

@@ -83,6 +83,10 @@ impl Connection {
         self.write_out == WriteOut::Json
     }
 
+    pub fn table(&self) -> bool {
+        self.write_out == WriteOut::Table
+    }
+
     /// The endpoints as given (with a scheme added where missing).
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints

@@ -15,6 +15,7 @@ use sextant_net::grpc::pb::etcdserverpb::{
 
 use super::json::{self, Obj};
 use super::output::{go_duration, humanize_bytes};
+use super::table;
 use super::{member, Connection};
 
 #[derive(Subcommand, Debug)]
@@ -64,18 +65,36 @@ pub async fn status_of(conn: &Connection, url: &str) -> anyhow::Result<pb::Statu
 /// etcdctl's row: endpoint, ID, version, db size, is leader, is learner, raft term, raft
 /// index, raft applied index, errors.
 pub fn status_row(url: &str, s: &pb::StatusResponse) -> String {
+    status_cells(url, s).join(", ")
+}
+
+const STATUS_HEADER: [&str; 10] = [
+    "endpoint",
+    "ID",
+    "version",
+    "db size",
+    "is leader",
+    "is learner",
+    "raft term",
+    "raft index",
+    "raft applied index",
+    "errors",
+];
+
+fn status_cells(url: &str, s: &pb::StatusResponse) -> Vec<String> {
     let member_id = s.header.as_ref().map_or(0, |h| h.member_id);
-    format!(
-        "{url}, {member_id:x}, {}, {}, {}, {}, {}, {}, {}, {}",
-        s.version,
+    vec![
+        url.to_string(),
+        format!("{member_id:x}"),
+        s.version.clone(),
         humanize_bytes(s.db_size.max(0) as u64),
-        s.leader == member_id,
-        s.is_learner,
-        s.raft_term,
-        s.raft_index,
-        s.raft_applied_index,
-        s.errors.join(", ")
-    )
+        (s.leader == member_id).to_string(),
+        s.is_learner.to_string(),
+        s.raft_term.to_string(),
+        s.raft_index.to_string(),
+        s.raft_applied_index.to_string(),
+        s.errors.join(", "),
+    ]
 }
 
 async fn status(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
@@ -101,6 +120,9 @@ async fn status(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
             })
             .collect();
         json::print(&Value::Array(list));
+    } else if conn.table() {
+        let cells: Vec<Vec<String>> = rows.iter().map(|(url, s)| status_cells(url, s)).collect();
+        print!("{}", table::render(&STATUS_HEADER, &cells));
     } else {
         for (url, s) in &rows {
             println!("{}", status_row(url, s));
@@ -191,6 +213,20 @@ async fn health(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
             })
             .collect();
         json::print(&Value::Array(list));
+    } else if conn.table() {
+        let rows: Vec<Vec<String>> = results
+            .iter()
+            .map(|h| {
+                vec![
+                    h.url.clone(),
+                    h.healthy.to_string(),
+                    h.took.clone(),
+                    h.error.clone(),
+                ]
+            })
+            .collect();
+        let header = ["endpoint", "health", "took", "error"];
+        print!("{}", table::render(&header, &rows));
     } else {
         for h in &results {
             if h.healthy {

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use sextant_net::grpc::pb::etcdserverpb as pb;
 
 use super::keys::parse_hex_id;
-use super::{json, Connection};
+use super::{json, table, Connection};
 
 #[derive(Subcommand, Debug)]
 pub enum MemberCommand {
@@ -52,19 +52,24 @@ pub struct UpdateArgs {
 
 /// `ID, status, name, peer URLs, client URLs, is learner` (etcdctl's simple row).
 pub fn member_row(m: &pb::Member) -> String {
+    member_cells(m).join(", ")
+}
+
+/// The member's fields as etcdctl prints them (in rows and in tables).
+fn member_cells(m: &pb::Member) -> Vec<String> {
     let status = if m.name.is_empty() {
         "unstarted"
     } else {
         "started"
     };
-    format!(
-        "{:x}, {status}, {}, {}, {}, {}",
-        m.id,
-        m.name,
+    vec![
+        format!("{:x}", m.id),
+        status.to_string(),
+        m.name.clone(),
         m.peer_ur_ls.join(","),
         m.client_ur_ls.join(","),
-        m.is_learner
-    )
+        m.is_learner.to_string(),
+    ]
 }
 
 fn cluster_id(h: &Option<pb::ResponseHeader>) -> u64 {
@@ -85,6 +90,17 @@ pub async fn run(conn: &Connection, cmd: MemberCommand) -> anyhow::Result<()> {
             let r = list(conn).await?;
             if conn.json() {
                 json::print(&json::members(&r.header, None, &r.members));
+            } else if conn.table() {
+                let rows: Vec<Vec<String>> = r.members.iter().map(member_cells).collect();
+                let header = [
+                    "ID",
+                    "Status",
+                    "Name",
+                    "Peer Addrs",
+                    "Client Addrs",
+                    "Is Learner",
+                ];
+                print!("{}", table::render(&header, &rows));
             } else {
                 for m in &r.members {
                     println!("{}", member_row(m));

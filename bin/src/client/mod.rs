@@ -18,6 +18,7 @@ mod output;
 mod put;
 mod session;
 pub mod snapshot;
+mod table;
 mod txn;
 mod txn_parse;
 mod watch;
@@ -47,7 +48,8 @@ pub struct GlobalArgs {
     /// How long one request may take, connection excluded (e.g. `5s`).
     #[arg(long, global = true, default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Client options")]
     pub command_timeout: Duration,
-    /// Output format: `simple` (etcdctl's) or `json` (the response message, etcd field names).
+    /// Output format: `simple` (etcdctl's), `json` (the response message, etcd field names) or
+    /// `table` (etcdctl's tables, for `member list` and `endpoint status|health`).
     #[arg(
         short = 'w',
         long,
@@ -72,6 +74,7 @@ pub struct GlobalArgs {
 pub enum WriteOut {
     Simple,
     Json,
+    Table,
 }
 
 /// The client subcommands (flattened into the binary's top-level command list).
@@ -114,6 +117,12 @@ pub enum ClientCommand {
 /// Runs one client subcommand; errors are printed as etcdctl does (`Error: …` on stderr)
 /// and end the process with a non-zero status.
 pub fn run(global: &GlobalArgs, cmd: ClientCommand) -> ! {
+    if global.write_out == WriteOut::Table && !has_table(&cmd) {
+        // etcdctl's message and status 4 (its ExitBadFeature), but refused before anything
+        // is sent: etcdctl makes a put and only then fails to print it.
+        eprintln!("Error: table not supported as output format");
+        std::process::exit(4);
+    }
     exit_with(global, |conn| async move {
         match cmd {
             ClientCommand::Put(a) => put::run(&conn, a).await,
@@ -132,6 +141,17 @@ pub fn run(global: &GlobalArgs, cmd: ClientCommand) -> ! {
             ClientCommand::Alarm(c) => maintenance::alarm(&conn, c).await,
         }
     })
+}
+
+/// The commands etcdctl prints as tables.
+fn has_table(cmd: &ClientCommand) -> bool {
+    matches!(
+        cmd,
+        ClientCommand::Member(member::MemberCommand::List)
+            | ClientCommand::Endpoint(
+                endpoint::EndpointCommand::Status(_) | endpoint::EndpointCommand::Health(_)
+            )
+    )
 }
 
 /// Runs `body` on a fresh runtime with a (lazily connecting) [`Connection`] and exits: 0 on
