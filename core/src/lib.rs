@@ -13,7 +13,7 @@
 //!   [`Raft::persisted`] (a storage receipt);
 //! - **commands**: [`Raft::propose`], [`Raft::propose_conf_change`], [`Raft::read_index`],
 //!   [`Raft::transfer_leader`], [`Raft::campaign`], [`Raft::snapshot_taken`],
-//!   [`Raft::compact`];
+//!   [`Raft::snapshot_stored`], [`Raft::compact`];
 //! - **outputs**: [`Raft::has_ready`] / [`Raft::ready`], and [`Raft::next_deadline`].
 //!
 //! See [`ready`] for the driver contract (persist, send, apply, acknowledge).
