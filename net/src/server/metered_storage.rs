@@ -83,4 +83,29 @@ mod tests {
         };
         assert!(!<MeteredStorage as DurableLog>::is_no_space(&other));
     }
+
+    /// The member's core keeps snapshots mapped from their files only if the meter passes
+    /// the storage's mapping through (the trait's default keeps the heap copy).
+    #[test]
+    fn stored_snapshots_come_through_the_meter() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) =
+            FileStorage::open(dir.path(), crate::storage::StorageOptions::default())
+                .expect("open storage");
+        let snap = Snapshot {
+            meta: sextant_core::SnapshotMeta {
+                index: 7,
+                term: 2,
+                conf: sextant_core::ConfState::with_voters([1]),
+            },
+            data: Bytes::from_static(b"state machine"),
+        };
+        storage.append(None, Some(&snap), &[]).expect("append");
+        storage.sync().expect("sync");
+        let histogram =
+            Histogram::with_opts(prometheus::HistogramOpts::new("t", "t")).expect("histogram");
+        let mut metered = MeteredStorage::new(storage, histogram);
+        let data = DurableLog::stored_snapshot(&mut metered, &snap.meta).expect("mapped");
+        assert_eq!(data, snap.data);
+    }
 }
