@@ -139,19 +139,41 @@ impl Drop for Streaming {
     }
 }
 
-/// Waits until the cluster answers a linearizable read through etcdctl.
+/// Waits until the cluster is ready as a user would check it: every member answers a
+/// linearizable read through etcdctl, and the member list shows every member's client URLs
+/// (each member publishes them through the log after it starts; a member serves once its own
+/// publish is applied, and learns the others' a heartbeat or so after theirs commit).
 fn ready(c: &ProcessCluster) -> String {
     let eps = endpoints(c);
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut waiting: Vec<String> = c.members.iter().map(|m| m.client_url()).collect();
     loop {
-        let out = run(&eps, &["get", "ready-probe"], None, Duration::from_secs(30));
-        if out.status.success() {
+        waiting.retain(|ep| {
+            !run(ep, &["get", "ready-probe"], None, Duration::from_secs(30))
+                .status
+                .success()
+        });
+        let list = run(
+            &eps,
+            &["member", "list", "-w", "json"],
+            None,
+            Duration::from_secs(30),
+        );
+        let published = list.status.success() && {
+            let v: serde_json::Value =
+                serde_json::from_slice(&list.stdout).expect("member list json");
+            v["members"].as_array().is_some_and(|ms| {
+                ms.len() == c.members.len()
+                    && ms.iter().all(|m| m["clientURLs"][0].as_str().is_some())
+            })
+        };
+        if waiting.is_empty() && published {
             return eps;
         }
         assert!(
             Instant::now() < deadline,
-            "cluster not ready: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
+            "cluster not ready: members not answering {waiting:?}; member list {}\n{}",
+            String::from_utf8_lossy(&list.stdout),
             c.logs()
         );
         std::thread::sleep(Duration::from_millis(200));

@@ -120,6 +120,26 @@ pub(super) fn spawn_publish(
     })
 }
 
+/// Completes once this member's name and client URLs are in its applied registry as
+/// configured (its `publish` applied, at this start or an earlier one), or once it has been
+/// removed. Like etcd, which serves clients only after `publish` (its `ReadyNotify`), the
+/// client listeners wait for this: a client that reaches a member must find that member
+/// listed with its client URLs. Connections made meanwhile wait in the listen backlog.
+pub(super) async fn wait_published(
+    mut view: watch::Receiver<MembershipView>,
+    me: NodeId,
+    name: String,
+    client_urls: Vec<String>,
+) {
+    let published = |v: &MembershipView| {
+        v.removed
+            || v.member(me)
+                .is_some_and(|m| m.name == name && m.client_urls == client_urls)
+    };
+    // An error means the node stopped: there is nothing to wait for.
+    let _ = view.wait_for(published).await;
+}
+
 /// Makes the transport follow the membership and watches for this member's removal, which it
 /// reports on `removed`.
 pub(super) fn spawn_follow(

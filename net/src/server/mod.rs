@@ -397,7 +397,18 @@ impl Server {
             }
             let routes = client_routes(&endpoints);
             let mut builder = builder.layer(grpc_metrics.clone());
+            let published = membership::wait_published(
+                handle.membership(),
+                me,
+                cfg.name.clone(),
+                cfg.advertise_client_urls.clone(),
+            );
             tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = published => {}
+                    _ = wait_stop(stop_rx.clone()) => return,
+                }
+                tracing::info!(%local, "this member is published: serving etcd v3 clients");
                 let r = builder
                     .add_routes(routes)
                     .add_service(svc)
@@ -418,7 +429,7 @@ impl Server {
             } else {
                 "http"
             };
-            tracing::info!(%local, scheme, "serving etcd v3 clients");
+            tracing::info!(%local, scheme, "listening for etcd v3 clients (served once published)");
         }
         let (removed_tx, removed) = watch::channel(false);
         tasks.push(membership::spawn_publish(
