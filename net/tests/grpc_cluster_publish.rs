@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,10 +13,6 @@ use sextant_net::grpc::pb::etcdserverpb as pb;
 use sextant_net::grpc::pb::etcdserverpb::cluster_client::ClusterClient;
 use sextant_net::server::Server;
 use tonic::transport::Channel;
-
-fn addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], common::free_port()))
-}
 
 async fn member_list(client_url: &str) -> Result<pb::MemberListResponse, tonic::Status> {
     let ch = Channel::from_shared(client_url.to_string())
@@ -42,13 +37,9 @@ fn client_urls_of(list: &pb::MemberListResponse, id: u64) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_are_served_only_after_the_member_is_published() {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| addr()).collect();
-    let clients: Vec<SocketAddr> = (0..3).map(|_| addr()).collect();
-    let initial: BTreeMap<String, Vec<String>> = peers
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (format!("m{i}"), vec![format!("http://{a}")]))
-        .collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| common::free_addr()).collect();
+    let clients: Vec<SocketAddr> = (0..3).map(|_| common::free_addr()).collect();
+    let initial = common::initial_cluster(&peers);
     let config = |i: usize| {
         let mut cfg = common::test_config(
             &format!("m{i}"),

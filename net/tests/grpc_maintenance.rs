@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,18 +25,10 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-fn free_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], common::free_port()))
-}
-
 async fn start_cluster() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let initial: BTreeMap<String, Vec<String>> = peers
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (format!("m{i}"), vec![format!("http://{a}")]))
-        .collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| common::free_addr()).collect();
+    let initial = common::initial_cluster(&peers);
     let mut servers = Vec::new();
     for (i, peer) in peers.iter().enumerate() {
         let cfg = common::test_config(

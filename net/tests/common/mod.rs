@@ -78,3 +78,17 @@ pub fn free_port() -> u16 {
     }
     panic!("no free port on 127.0.0.1 in {LOW}..{}", LOW + SPAN)
 }
+
+/// A free address on 127.0.0.1 (see [`free_port`]).
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// `--initial-cluster` for members named `m0`, `m1`, … with these peer addresses.
+pub fn initial_cluster(peers: &[SocketAddr]) -> BTreeMap<String, Vec<String>> {
+    peers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("m{i}"), vec![format!("http://{a}")]))
+        .collect()
+}
