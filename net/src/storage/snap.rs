@@ -79,36 +79,53 @@ pub(crate) fn write_snapshot(io: &Io, dir: &Path, snap: &Snapshot) -> Result<(),
     write_atomic(io, dir, &name, &[&head, &meta, &snap.data])
 }
 
-/// Decodes a snapshot file's bytes, checking every checksum and length.
-pub(crate) fn decode(bytes: Vec<u8>) -> Result<Snapshot, String> {
-    if bytes.len() < HEADER_LEN {
-        return Err(format!("file too short ({} bytes)", bytes.len()));
+/// A snapshot file's fixed header, checked: magic, header checksum, and lengths that add up
+/// to the file's length.
+struct Header {
+    meta_len: usize,
+    meta_crc: u32,
+    data_crc: u32,
+}
+
+fn header(file: &[u8]) -> Result<Header, String> {
+    if file.len() < HEADER_LEN {
+        return Err(format!("file too short ({} bytes)", file.len()));
     }
-    if &bytes[0..8] != MAGIC {
+    if &file[0..8] != MAGIC {
         return Err("not a snapshot file (bad magic)".into());
     }
-    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0; 4]));
-    if u32_at(28) != crc32c::crc32c(&bytes[..28]) {
+    let u32_at = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap_or([0; 4]));
+    if u32_at(28) != crc32c::crc32c(&file[..28]) {
         return Err("header checksum mismatch".into());
     }
     let meta_len = u32_at(8) as u64;
-    let data_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or([0; 8]));
+    let data_len = u64::from_le_bytes(file[12..20].try_into().unwrap_or([0; 8]));
     let expected = (HEADER_LEN as u64)
         .checked_add(meta_len)
         .and_then(|n| n.checked_add(data_len));
-    if expected != Some(bytes.len() as u64) {
+    if expected != Some(file.len() as u64) {
         return Err(format!(
             "file is {} bytes, header says {} + {meta_len} + {data_len}",
-            bytes.len(),
+            file.len(),
             HEADER_LEN
         ));
     }
-    let meta_end = HEADER_LEN + meta_len as usize;
+    Ok(Header {
+        meta_len: meta_len as usize,
+        meta_crc: u32_at(20),
+        data_crc: u32_at(24),
+    })
+}
+
+/// Decodes a snapshot file's bytes, checking every checksum and length.
+pub(crate) fn decode(bytes: Vec<u8>) -> Result<Snapshot, String> {
+    let head = header(&bytes)?;
+    let meta_end = HEADER_LEN + head.meta_len;
     let meta_bytes = &bytes[HEADER_LEN..meta_end];
-    if crc32c::crc32c(meta_bytes) != u32_at(20) {
+    if crc32c::crc32c(meta_bytes) != head.meta_crc {
         return Err("meta checksum mismatch".into());
     }
-    if crc32c::crc32c(&bytes[meta_end..]) != u32_at(24) {
+    if crc32c::crc32c(&bytes[meta_end..]) != head.data_crc {
         return Err("data checksum mismatch".into());
     }
     let (meta, rest) = postcard::take_from_bytes::<SnapshotMeta>(meta_bytes)
@@ -159,23 +176,8 @@ pub(crate) fn map_data(dir: &Path, want: SnapRef) -> Result<Bytes, String> {
     // with etcd's memory-mapped database.)
     let map =
         unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("map {}: {e}", path.display()))?;
-    if map.len() < HEADER_LEN || &map[0..8] != MAGIC {
-        return Err(format!("{} is not a snapshot file", path.display()));
-    }
-    let head = &map[..HEADER_LEN];
-    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or([0; 4]));
-    if u32_at(28) != crc32c::crc32c(&head[..28]) {
-        return Err(format!("{}: header checksum mismatch", path.display()));
-    }
-    let meta_len = u32_at(8) as usize;
-    let data_len = u64::from_le_bytes(head[12..20].try_into().unwrap_or([0; 8]));
-    let start = HEADER_LEN + meta_len;
-    if start as u64 + data_len != map.len() as u64 {
-        return Err(format!(
-            "{}: length does not match its header",
-            path.display()
-        ));
-    }
+    let head = header(&map).map_err(|e| format!("{}: {e}", path.display()))?;
+    let start = HEADER_LEN + head.meta_len;
     Ok(Bytes::from_owner(map).slice(start..))
 }
 
