@@ -68,19 +68,6 @@ pub fn status_row(url: &str, s: &pb::StatusResponse) -> String {
     status_cells(url, s).join(", ")
 }
 
-const STATUS_HEADER: [&str; 10] = [
-    "endpoint",
-    "ID",
-    "version",
-    "db size",
-    "is leader",
-    "is learner",
-    "raft term",
-    "raft index",
-    "raft applied index",
-    "errors",
-];
-
 fn status_cells(url: &str, s: &pb::StatusResponse) -> Vec<String> {
     let member_id = s.header.as_ref().map_or(0, |h| h.member_id);
     vec![
@@ -122,7 +109,7 @@ async fn status(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
         json::print(&Value::Array(list));
     } else if conn.table() {
         let cells: Vec<Vec<String>> = rows.iter().map(|(url, s)| status_cells(url, s)).collect();
-        print!("{}", table::render(&STATUS_HEADER, &cells));
+        print!("{}", table::render(&table::ENDPOINT_STATUS, &cells));
     } else {
         for (url, s) in &rows {
             println!("{}", status_row(url, s));
@@ -225,8 +212,7 @@ async fn health(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
                 ]
             })
             .collect();
-        let header = ["endpoint", "health", "took", "error"];
-        print!("{}", table::render(&header, &rows));
+        print!("{}", table::render(&table::ENDPOINT_HEALTH, &rows));
     } else {
         for h in &results {
             if h.healthy {

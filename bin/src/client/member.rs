@@ -92,15 +92,7 @@ pub async fn run(conn: &Connection, cmd: MemberCommand) -> anyhow::Result<()> {
                 json::print(&json::members(&r.header, None, &r.members));
             } else if conn.table() {
                 let rows: Vec<Vec<String>> = r.members.iter().map(member_cells).collect();
-                let header = [
-                    "ID",
-                    "Status",
-                    "Name",
-                    "Peer Addrs",
-                    "Client Addrs",
-                    "Is Learner",
-                ];
-                print!("{}", table::render(&header, &rows));
+                print!("{}", table::render(&table::MEMBER_LIST, &rows));
             } else {
                 for m in &r.members {
                     println!("{}", member_row(m));

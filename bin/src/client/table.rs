@@ -4,6 +4,33 @@
 //! ours. Written out here rather than with a table crate because what matters is matching
 //! that exact layout, character for character, and it is a few lines.
 
+/// `member list`'s columns, as etcdctl names them.
+pub const MEMBER_LIST: [&str; 6] = [
+    "ID",
+    "Status",
+    "Name",
+    "Peer Addrs",
+    "Client Addrs",
+    "Is Learner",
+];
+
+/// `endpoint status`'s columns.
+pub const ENDPOINT_STATUS: [&str; 10] = [
+    "endpoint",
+    "ID",
+    "version",
+    "db size",
+    "is leader",
+    "is learner",
+    "raft term",
+    "raft index",
+    "raft applied index",
+    "errors",
+];
+
+/// `endpoint health`'s columns.
+pub const ENDPOINT_HEALTH: [&str; 4] = ["endpoint", "health", "took", "error"];
+
 /// The rendered table, each line ending in a newline.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let cols = header.len();
@@ -55,14 +82,7 @@ mod tests {
     fn lays_out_like_etcdctl() {
         let row = |cells: &[&str]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
         let members = render(
-            &[
-                "ID",
-                "Status",
-                "Name",
-                "Peer Addrs",
-                "Client Addrs",
-                "Is Learner",
-            ],
+            &MEMBER_LIST,
             &[row(&[
                 "be5e5331c2f6313f",
                 "started",
@@ -83,7 +103,7 @@ mod tests {
 "
         );
         let health = render(
-            &["endpoint", "health", "took", "error"],
+            &ENDPOINT_HEALTH,
             &[
                 row(&["http://127.0.0.9:2379", "true", "2.293079ms", ""]),
                 row(&[
