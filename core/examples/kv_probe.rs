@@ -1,7 +1,8 @@
 //! Memory and speed of the key-value store at scale, for the benchmark work (issue: 1M keys
 //! of 256 bytes per member, restart under 2 s). Applies N puts (16-byte sequential keys,
-//! 256-byte values), then snapshots and restores, printing the live heap per key (counted by
-//! a wrapping allocator) and the time of each step:
+//! 256-byte values), then snapshots, restores, and shares the values with a stored copy of
+//! the snapshot, printing the live heap per key (counted by a wrapping allocator) and the
+//! time of each step:
 //!
 //! ```sh
 //! cargo run --release -p sextant-core --example kv_probe -- 1000000
@@ -81,11 +82,25 @@ fn main() {
     drop(kv);
     let base = live();
     let start = Instant::now();
-    let restored = KvStore::restore(&snap).expect("own snapshot restores");
+    let mut restored = KvStore::restore_bytes(&snap).expect("own snapshot restores");
     println!(
-        "restore: {:.2?}; live heap {} B/key",
+        "restore (values left in the snapshot's buffer): {:.2?}; live heap besides the \
+         buffer {} B/key",
         start.elapsed(),
         (live() - base) / n
     );
     assert_eq!(restored.len(), n);
+    // The stored copy stands for the memory-mapped snapshot file: counted apart.
+    let stored = Bytes::from(snap.to_vec());
+    let start = Instant::now();
+    let shared = restored.share_values(&snap, &stored);
+    let took = start.elapsed();
+    let base = base - snap.len() + stored.len();
+    drop(snap);
+    println!(
+        "share the values with a stored copy: {took:.2?} ({} versions); live heap besides \
+         the copy {} B/key",
+        shared.versions,
+        (live() - base) / n
+    );
 }

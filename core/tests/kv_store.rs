@@ -73,6 +73,89 @@ fn snapshots_restore_exactly_and_encode_deterministically() {
     assert_eq!(KvStore::restore(&[]).unwrap(), KvStore::new());
 }
 
+/// `restore_bytes` does not copy the values: they are slices of the snapshot's buffer (which
+/// `share_values` then moves onto the stored copy); `restore` copies the buffer first.
+#[test]
+fn restored_values_are_slices_of_the_snapshot() {
+    let s = busy_store();
+    let data = s.snapshot();
+    let r = KvStore::restore_bytes(&data).unwrap();
+    assert_eq!(r, s);
+    let all = r.range(&range_req("\0", "\0")).unwrap();
+    assert!(!all.kvs.is_empty());
+    for kv in &all.kvs {
+        assert!(data.as_ptr_range().contains(&kv.value.as_ptr()), "{kv:?}");
+        assert!(
+            !data.as_ptr_range().contains(&kv.key.as_ptr()),
+            "keys are copied"
+        );
+    }
+    let copied = KvStore::restore(&data).unwrap();
+    let kv = copied.get(b"k03").unwrap();
+    assert!(!data.as_ptr_range().contains(&kv.value.as_ptr()));
+}
+
+/// After the driver stores a snapshot, the store's values of the versions it holds point into
+/// the stored copy (the file, memory-mapped) instead of the heap. Nothing a client can see
+/// changes; versions written since keep their own bytes, and a value whose bytes differ from
+/// the encoding is never replaced.
+#[test]
+fn values_are_shared_from_the_stored_snapshot() {
+    let mut s = busy_store();
+    let encoded = s.snapshot();
+    let at_snapshot = s.revision();
+    // The store moves on before the storage hands the snapshot back.
+    apply(&mut s, put("k01", "rewritten"));
+    apply(&mut s, put("fresh", "new"));
+    apply(&mut s, del("k02", ""));
+    let before = s.clone();
+    let stored = Bytes::from(encoded.to_vec());
+    let shared = s.share_values(&encoded, &stored);
+    assert!(shared.complete);
+    assert!(shared.versions > 0 && shared.bytes > 0);
+    assert_eq!(s, before, "same contents");
+    assert_eq!(s.snapshot(), before.snapshot());
+
+    let inside = |v: &Bytes| stored.as_ptr_range().contains(&v.as_ptr());
+    let all = s.range(&range_req("\0", "\0")).unwrap();
+    assert!(all.kvs.len() > 5);
+    for kv in &all.kvs {
+        assert_eq!(
+            inside(&kv.value),
+            kv.mod_revision <= at_snapshot,
+            "{kv:?} (snapshot at {at_snapshot})"
+        );
+    }
+    // A past version is shared too.
+    let old = s
+        .range(&RangeRequest {
+            revision: at_snapshot,
+            ..range_req("k01", "")
+        })
+        .unwrap();
+    assert!(inside(&old.kvs[0].value));
+
+    // Bytes that differ from the store's are left alone: k03's latest value, tampered with.
+    let mut again = before.clone();
+    let mut tampered = encoded.to_vec();
+    let v = before.get(b"k03").unwrap().value;
+    let at = tampered.windows(v.len()).position(|w| w == &v[..]).unwrap();
+    tampered[at] ^= 1;
+    let tampered = Bytes::from(tampered);
+    let partial = again.share_values(&tampered, &tampered.clone());
+    assert_eq!(partial.versions, shared.versions - 1);
+    assert_eq!(again, before);
+    let in_tampered = |k: &[u8]| {
+        let v = again.get(k).unwrap().value;
+        tampered.as_ptr_range().contains(&v.as_ptr())
+    };
+    assert!(!in_tampered(b"k03"));
+    assert!(in_tampered(b"k04"));
+    // A copy of another length is not this snapshot: nothing is shared.
+    let short = Bytes::from(encoded[..encoded.len() - 1].to_vec());
+    assert_eq!(before.clone().share_values(&encoded, &short).versions, 0);
+}
+
 #[test]
 fn corrupt_snapshots_are_refused() {
     let snap = busy_store().snapshot();

@@ -6,13 +6,13 @@
 //! "generation") with a fresh create revision and version 1.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{KeyValue, Revision};
 
 /// The state a key had from `(main, sub)` on. A tombstone has `version == 0` (etcd stores a
-/// deletion as a `KeyValue` with only the key set).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// deletion as a `KeyValue` with only the key set). Serialized for snapshots (`snapshot.rs` reads them back by hand, borrowing the values).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Version {
     pub main: i64,
     pub create_revision: i64,
@@ -55,13 +55,18 @@ impl Version {
 }
 
 /// A key's versions in increasing revision order; never empty while in the index.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub(crate) struct KeyHistory {
     versions: Vec<Version>,
 }
 
 impl KeyHistory {
+    /// A history of `versions` as decoded (checked by [`KeyHistory::check`], not here).
+    pub fn from_versions(versions: Vec<Version>) -> KeyHistory {
+        KeyHistory { versions }
+    }
+
     pub fn versions(&self) -> &[Version] {
         &self.versions
     }
@@ -93,6 +98,16 @@ impl KeyHistory {
             .binary_search_by(|v| v.revision().cmp(&rev))
             .ok()
             .map(|i| &self.versions[i])
+    }
+
+    /// The value of the version written at exactly `rev`, to be replaced by equal bytes held
+    /// elsewhere (see `Mvcc::share_values`).
+    pub fn value_mut(&mut self, rev: Revision) -> Option<&mut Bytes> {
+        let i = self
+            .versions
+            .binary_search_by(|v| v.revision().cmp(&rev))
+            .ok()?;
+        Some(&mut self.versions[i].value)
     }
 
     /// Appends a newer version. Small histories grow one slot at a time: most keys keep one or

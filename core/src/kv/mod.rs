@@ -61,6 +61,7 @@ pub use hash::KvHash;
 pub use history::{HistoryBatch, HistoryRequest};
 pub use lease_table::{LeaseInfo, LeaseTtl, LEASE_TTL_MAX_SECS};
 pub use limits::KvLimits;
+pub use mvcc::SharedValues;
 pub use range::{RangeRequest, RangeResponse, SortOrder, SortTarget};
 pub use store::KvStore;
 pub use txn::{

@@ -13,6 +13,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::key_history::{KeyHistory, Version};
+use super::snapshot;
 use super::{KeyValue, KvError, Revision};
 
 /// One entry of the revision log: `key` changed at `rev`.
@@ -48,6 +49,18 @@ impl Default for Mvcc {
             stored_bytes: 0,
         }
     }
+}
+
+/// What [`Mvcc::share_values`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedValues {
+    /// Versions whose values now point into the stored snapshot.
+    pub versions: usize,
+    /// Their value bytes, no longer on the heap.
+    pub bytes: u64,
+    /// Whether the whole key index of the snapshot was read (false: not a snapshot this
+    /// version encodes, or cut short; what was read before is shared all the same).
+    pub complete: bool,
 }
 
 /// How full Rust's B-tree nodes run on average (sequential inserts leave split nodes about
@@ -203,7 +216,8 @@ impl Mvcc {
         self.log.range(start..)
     }
 
-    /// Approximate heap bytes held: the index, the versions, the log, keys and values. (Bytes
+    /// Approximate heap bytes held: the index, the versions, the log, keys and values (values
+    /// shared from a stored snapshot included, though they are not on the heap). (Bytes
     /// requested from the allocator, estimated from the sizes of the structures; the
     /// `kv_memory` test checks it against a counting allocator.)
     pub fn memory_bytes(&self) -> usize {
@@ -219,6 +233,38 @@ impl Mvcc {
             .sum();
         let log = self.log.capacity() * size_of::<LogEntry>();
         index + log + self.stored_bytes as usize
+    }
+
+    /// Replaces each value with the same bytes in `stored`, where the encoded snapshot
+    /// `encoded` (of this store, at some earlier point) holds that version's value: `stored`
+    /// is a copy of `encoded` (e.g. the snapshot file, memory-mapped), and slices of it need
+    /// no heap. Versions written since, or whose bytes differ, keep their own values.
+    /// Walks the snapshot and the index together in key order, without lookups.
+    pub fn share_values(&mut self, encoded: &[u8], stored: &Bytes) -> SharedValues {
+        let mut shared = SharedValues::default();
+        if encoded.len() != stored.len() {
+            return shared;
+        }
+        let mut keys = self.keys.iter_mut().peekable();
+        let walked = snapshot::value_spans(encoded, |key, rev, span| {
+            while keys.next_if(|(k, _)| k.as_ref() < key).is_some() {}
+            let Some((k, h)) = keys.peek_mut() else {
+                return;
+            };
+            if k.as_ref() != key {
+                return;
+            }
+            let Some(value) = h.value_mut(rev) else {
+                return;
+            };
+            if value.as_ref() == &encoded[span.clone()] {
+                shared.versions += 1;
+                shared.bytes += span.len() as u64;
+                *value = stored.slice(span);
+            }
+        });
+        shared.complete = walked.is_ok();
+        shared
     }
 
     /// Rebuilds the derived state (log, counters) from an index and revisions, checking the

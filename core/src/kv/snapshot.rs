@@ -4,8 +4,13 @@
 //! equal bytes. Derived state (the revision log, counters, lease attachments) is rebuilt on
 //! restore, after checking the invariants. Snapshots of earlier versions (V1: no member
 //! registry, no alarms; the first: latest values only, no leases) still restore.
+//!
+//! Decoding reads the encoding item by item and leaves the values where they are (slices of
+//! the snapshot's buffer); `value_spans` locates them, so a store can swap its values for the
+//! same bytes in a stored copy of its snapshot (`Mvcc::share_values`).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,7 +19,7 @@ use super::alarm::{AlarmMember, Alarms};
 use super::key_history::{KeyHistory, Version};
 use super::lease_table::{LeaseTable, LeaseTtl};
 use super::mvcc::Mvcc;
-use super::{KeyValue, SnapshotDecodeError};
+use super::{KeyValue, Revision, SnapshotDecodeError};
 use crate::members::MemberRegistry;
 
 #[derive(Serialize)]
@@ -32,50 +37,6 @@ struct StateRef<'a> {
     keys: &'a BTreeMap<Bytes, KeyHistory>,
     leases: Vec<LeaseTtl>,
     next_lease_id: i64,
-}
-
-#[derive(Deserialize)]
-enum Snapshot {
-    V1(State),
-    V2(State, MemberRegistry, Vec<AlarmMember>),
-}
-
-#[derive(Deserialize)]
-struct State {
-    revision: i64,
-    compact_revision: i64,
-    #[serde(deserialize_with = "key_list")]
-    keys: Vec<(Bytes, KeyHistory)>,
-    leases: Vec<LeaseTtl>,
-    next_lease_id: i64,
-}
-
-/// The key index, which `encode` writes in key order, read as a list (`decode` checks the
-/// order and builds the map in bulk).
-fn key_list<'de, D>(d: D) -> Result<Vec<(Bytes, KeyHistory)>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct List;
-    impl<'de> serde::de::Visitor<'de> for List {
-        type Value = Vec<(Bytes, KeyHistory)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a map of keys")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            // The length prefix is only a hint: memory is taken as entries actually decode,
-            // from a bounded first step.
-            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
-            while let Some(entry) = map.next_entry::<Bytes, KeyHistory>()? {
-                entries.push(entry);
-            }
-            Ok(entries)
-        }
-    }
-    d.deserialize_map(List)
 }
 
 /// The key index from the snapshot's list: keys must be strictly increasing (out of order or
@@ -115,6 +76,129 @@ pub(crate) fn encode(
     Bytes::from(postcard::to_stdvec(&snap).expect("in-memory encoding cannot fail"))
 }
 
+// ----- reading the encoding -----
+// Postcard writes an enum's variant and every length as a varint, integers as (zigzag)
+// varints, byte strings as their length and bytes, and a struct as its fields in order; the
+// snapshot is read item by item in `encode`'s order, borrowing from the encoding (values are
+// not copied, see `decode`; keys and values are located, see `value_spans`).
+
+/// `Version` as encoded, borrowing its value from the encoding (fields in `Version`'s order).
+#[derive(Deserialize)]
+struct EncodedVersion<'a> {
+    main: i64,
+    create_revision: i64,
+    version: i64,
+    lease: i64,
+    value: &'a [u8],
+    sub: u32,
+}
+
+fn take<'a, T: Deserialize<'a>>(rest: &mut &'a [u8]) -> Result<T, postcard::Error> {
+    let (item, after) = postcard::take_from_bytes(rest)?;
+    *rest = after;
+    Ok(item)
+}
+
+/// Reads a `SnapshotRef::V1` or `V2` up to its key index: whether it is `V2`, the revision,
+/// the compaction point and the number of keys. A legacy snapshot starts with its revision
+/// (zigzag, so at least 2) where these have the tag 0 or 1: refused here.
+fn read_head(rest: &mut &[u8]) -> Result<(bool, i64, i64, usize), postcard::Error> {
+    let v2 = match take::<u32>(rest)? {
+        0 => false,
+        1 => true,
+        _ => return Err(postcard::Error::DeserializeBadEnum),
+    };
+    Ok((v2, take(rest)?, take(rest)?, take(rest)?))
+}
+
+/// Reads one key of the index and the number of its versions, which follow it.
+fn read_key<'a>(rest: &mut &'a [u8]) -> Result<(&'a [u8], usize), postcard::Error> {
+    Ok((take(rest)?, take(rest)?))
+}
+
+/// Where `encoded` (a `V1` or `V2` snapshot) holds each value: calls `f(key, revision,
+/// span)` for every retained version with a non-empty value, in key order then revision
+/// order, `span` being the value's byte range in `encoded`. Reads nothing past the key index
+/// and allocates nothing. An error means the bytes are not such a snapshot (or are cut
+/// short); `f` may have been called for a prefix by then.
+pub(crate) fn value_spans<'a>(
+    encoded: &'a [u8],
+    mut f: impl FnMut(&'a [u8], Revision, Range<usize>),
+) -> Result<(), postcard::Error> {
+    let mut rest = encoded;
+    let (_, _, _, keys) = read_head(&mut rest)?;
+    for _ in 0..keys {
+        let (key, versions) = read_key(&mut rest)?;
+        for _ in 0..versions {
+            let v: EncodedVersion = take(&mut rest)?;
+            if !v.value.is_empty() {
+                let start = v.value.as_ptr() as usize - encoded.as_ptr() as usize;
+                f(
+                    key,
+                    Revision::new(v.main, v.sub),
+                    start..start + v.value.len(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The versioned snapshot in `data`, its values slices of `data`.
+fn decode_versioned(
+    data: &Bytes,
+) -> Result<(State, MemberRegistry, Vec<AlarmMember>), postcard::Error> {
+    let mut rest = &data[..];
+    let (v2, revision, compact_revision, key_count) = read_head(&mut rest)?;
+    // The count is only a hint: memory is taken as keys actually decode, from a bounded
+    // first step.
+    let mut keys = Vec::with_capacity(key_count.min(1 << 16));
+    for _ in 0..key_count {
+        let (key, version_count) = read_key(&mut rest)?;
+        let mut versions = Vec::with_capacity(version_count.min(1 << 10));
+        for _ in 0..version_count {
+            let v: EncodedVersion = take(&mut rest)?;
+            versions.push(Version {
+                main: v.main,
+                create_revision: v.create_revision,
+                version: v.version,
+                lease: v.lease,
+                value: if v.value.is_empty() {
+                    Bytes::new()
+                } else {
+                    data.slice_ref(v.value)
+                },
+                sub: v.sub,
+            });
+        }
+        keys.push((
+            Bytes::copy_from_slice(key),
+            KeyHistory::from_versions(versions),
+        ));
+    }
+    let state = State {
+        revision,
+        compact_revision,
+        keys,
+        leases: take(&mut rest)?,
+        next_lease_id: take(&mut rest)?,
+    };
+    if v2 {
+        Ok((state, take(&mut rest)?, take(&mut rest)?))
+    } else {
+        Ok((state, MemberRegistry::default(), Vec::new()))
+    }
+}
+
+/// A decoded snapshot, before its invariants are checked.
+struct State {
+    revision: i64,
+    compact_revision: i64,
+    keys: Vec<(Bytes, KeyHistory)>,
+    leases: Vec<LeaseTtl>,
+    next_lease_id: i64,
+}
+
 /// What a snapshot restores to.
 pub(crate) struct Decoded {
     pub mvcc: Mvcc,
@@ -123,10 +207,12 @@ pub(crate) struct Decoded {
     pub alarms: Alarms,
 }
 
-pub(crate) fn decode(data: &[u8]) -> Result<Decoded, SnapshotDecodeError> {
-    let (state, members, alarms) = match postcard::from_bytes::<Snapshot>(data) {
-        Ok(Snapshot::V1(s)) => (s, MemberRegistry::default(), Vec::new()),
-        Ok(Snapshot::V2(s, members, alarms)) => (s, members, alarms),
+/// The state `data` encodes. Values are slices of `data`, which stays allocated while any of
+/// them is retained (the driver then shares them with its stored copy, see
+/// `Mvcc::share_values`); keys are copied.
+pub(crate) fn decode(data: &Bytes) -> Result<Decoded, SnapshotDecodeError> {
+    let (state, members, alarms) = match decode_versioned(data) {
+        Ok(parts) => parts,
         Err(e) => match postcard::from_bytes::<Legacy>(data) {
             Ok(legacy) => (from_legacy(legacy), MemberRegistry::default(), Vec::new()),
             Err(_) => return Err(e.into()),
@@ -187,6 +273,7 @@ fn from_legacy(legacy: Legacy) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::{Command, DeleteRangeRequest, KvStore, PutRequest};
 
     /// `StateRef` with the key index as a plain list, written as a map in the list's order.
     #[derive(Serialize)]
@@ -210,7 +297,7 @@ mod tests {
         s.collect_map(v.iter().map(|(k, h)| (k, h)))
     }
 
-    fn crafted(keys: &[&str]) -> Vec<u8> {
+    fn crafted(keys: &[&str]) -> Bytes {
         let keys = keys
             .iter()
             .enumerate()
@@ -234,7 +321,9 @@ mod tests {
             leases: Vec::new(),
             next_lease_id: 1,
         };
-        postcard::to_stdvec(&Crafted::V2(state, MemberRegistry::default(), Vec::new())).unwrap()
+        postcard::to_stdvec(&Crafted::V2(state, MemberRegistry::default(), Vec::new()))
+            .unwrap()
+            .into()
     }
 
     /// The index is built in bulk from the snapshot's order, so that order is checked: keys
@@ -252,5 +341,101 @@ mod tests {
             let err = decode(&crafted(bad)).err().expect("refused");
             assert!(err.to_string().contains("out of order"), "{bad:?}: {err}");
         }
+    }
+
+    /// The spans the walker finds are exactly the retained non-empty values, in key then
+    /// revision order, read back from the encoding; an encoding cut short or of another
+    /// kind is an error, never a panic.
+    #[test]
+    fn value_spans_locate_every_retained_value() {
+        let mut store = KvStore::new();
+        let put = |k: &str, v: &str| {
+            Command::Put(PutRequest {
+                key: Bytes::copy_from_slice(k.as_bytes()),
+                value: Bytes::copy_from_slice(v.as_bytes()),
+                ..Default::default()
+            })
+        };
+        for (k, v) in [
+            ("b", "1"),
+            ("a", "22"),
+            ("b", ""),
+            ("c", "333"),
+            ("b", "4444"),
+        ] {
+            store.apply(&put(k, v)).unwrap();
+        }
+        store
+            .apply(&Command::DeleteRange(DeleteRangeRequest {
+                key: Bytes::from_static(b"c"),
+                ..Default::default()
+            }))
+            .unwrap();
+        store.apply(&put("c", "55555")).unwrap();
+        let encoded = store.snapshot();
+
+        let mut expected = Vec::new();
+        for (k, h) in decode(&encoded).unwrap().mvcc.keys() {
+            for v in h.versions().iter().filter(|v| !v.value.is_empty()) {
+                expected.push((k.to_vec(), v.revision(), v.value.to_vec()));
+            }
+        }
+        let mut found = Vec::new();
+        let mut last_start = 0;
+        value_spans(&encoded, |k, rev, span| {
+            last_start = span.start;
+            found.push((k.to_vec(), rev, encoded[span].to_vec()))
+        })
+        .unwrap();
+        assert_eq!(found, expected);
+        assert_eq!(
+            found.len(),
+            5,
+            "b's empty value and c's tombstone hold no bytes"
+        );
+
+        for cut in [0, 1, encoded.len() / 2, last_start + 1] {
+            assert!(
+                value_spans(&encoded[..cut], |_, _, _| {}).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let legacy = postcard::to_stdvec(&(7i64, BTreeMap::<Bytes, KeyValue>::new())).unwrap();
+        assert!(value_spans(&legacy, |_, _, _| {}).is_err());
+    }
+
+    /// `V1` snapshots (no member registry, no alarms) still restore, with their history and
+    /// leases.
+    #[test]
+    fn v1_snapshots_restore() {
+        let mut store = KvStore::new();
+        store
+            .apply(&Command::LeaseGrant {
+                id: 7,
+                ttl_secs: 30,
+            })
+            .unwrap();
+        for (k, v, lease) in [("a", "1", 0), ("b", "2", 7), ("a", "3", 0)] {
+            let put = PutRequest {
+                key: Bytes::copy_from_slice(k.as_bytes()),
+                value: Bytes::copy_from_slice(v.as_bytes()),
+                lease,
+                ..Default::default()
+            };
+            store.apply(&Command::Put(put)).unwrap();
+        }
+        let d = decode(&store.snapshot()).unwrap();
+        let v1 = SnapshotRef::V1(StateRef {
+            revision: d.mvcc.revision(),
+            compact_revision: d.mvcc.compact_revision(),
+            keys: d.mvcc.keys(),
+            leases: d.leases.records().collect(),
+            next_lease_id: d.leases.next_id(),
+        });
+        let data = Bytes::from(postcard::to_stdvec(&v1).unwrap());
+        let restored = decode(&data).unwrap();
+        assert_eq!(restored.mvcc, d.mvcc);
+        assert_eq!(restored.leases, d.leases);
+        assert_eq!(restored.members, MemberRegistry::default());
     }
 }

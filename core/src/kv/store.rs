@@ -8,7 +8,7 @@ use super::alarm::{AlarmKind, AlarmMember, Alarms};
 use super::hash::{self, KvHash};
 use super::history::{HistoryBatch, HistoryRequest};
 use super::lease_table::{LeaseInfo, LeaseTable, LeaseTtl};
-use super::mvcc::Mvcc;
+use super::mvcc::{Mvcc, SharedValues};
 use super::range::{RangeRequest, RangeResponse};
 use super::txn::{self, TxnRequest, TxnResponse};
 use super::validate::{validate, validate_txn};
@@ -276,9 +276,27 @@ impl KvStore {
         snapshot::encode(&self.mvcc, &self.leases, &self.members, &self.alarms)
     }
 
+    /// Points the values of versions that `encoded` (a [`KvStore::snapshot`] of this store,
+    /// taken at any earlier point) holds into `stored`, a copy of `encoded` as the driver
+    /// stored it (e.g. the snapshot file, memory-mapped), so the store stops holding them on
+    /// the heap. Only values with equal bytes are replaced, compared against `encoded`
+    /// (so `stored` is not read); nothing else changes. The driver calls this once its
+    /// storage hands the snapshot back.
+    pub fn share_values(&mut self, encoded: &[u8], stored: &Bytes) -> SharedValues {
+        self.mvcc.share_values(encoded, stored)
+    }
+
     /// The store a [`KvStore::snapshot`] was taken of (empty data: a fresh store), with the
-    /// default limits.
+    /// default limits. Copies `data`: [`KvStore::restore_bytes`] does not.
     pub fn restore(data: &[u8]) -> Result<KvStore, SnapshotDecodeError> {
+        KvStore::restore_bytes(&Bytes::copy_from_slice(data))
+    }
+
+    /// [`KvStore::restore`], with the values as slices of `data` instead of copies: `data`
+    /// stays allocated while any of them is retained, so a driver that has the snapshot
+    /// stored elsewhere (e.g. in a file it maps) moves them there with
+    /// [`KvStore::share_values`] and lets `data` go.
+    pub fn restore_bytes(data: &Bytes) -> Result<KvStore, SnapshotDecodeError> {
         if data.is_empty() {
             return Ok(KvStore::default());
         }
