@@ -110,6 +110,11 @@ pub struct NodeStatus {
     pub watchers: usize,
     /// Snapshots received from the leader and installed since this member started.
     pub snapshots_installed: u64,
+    /// Value bytes the state machine reads from the latest stored snapshot (e.g. its file,
+    /// memory-mapped) instead of holding them on the heap, as of when that snapshot was
+    /// stored; 0 until this loop stores one, or when the storage keeps no such copy. (A
+    /// restarted member's values shared from the snapshot it restored from are logged.)
+    pub shared_value_bytes: u64,
     /// The loop's monotonic clock (ticks × tick interval since it started): what lease
     /// expiry, watch progress and auto-compaction measure time with.
     pub clock_ms: u64,
@@ -199,6 +204,7 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     snapshot_in_progress: bool,
     last_snapshot_index: Index,
     snapshots_installed: u64,
+    shared_value_bytes: u64,
     /// Counters for [`NodeStatus`] (metrics).
     proposals_failed: u64,
     leader_changes: u64,
@@ -287,6 +293,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             snapshot_in_progress: false,
             last_snapshot_index,
             snapshots_installed: 0,
+            shared_value_bytes: 0,
             proposals_failed: 0,
             leader_changes: 0,
             failed: None,
@@ -388,6 +395,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             leases: self.kv.lease_count(),
             watchers: self.watches.watcher_count(),
             snapshots_installed: self.snapshots_installed,
+            shared_value_bytes: self.shared_value_bytes,
             clock_ms: self.now_ms(),
             proposals_pending: self.writes.len() + self.parked_writes.len(),
             proposals_failed: self.proposals_failed,
@@ -767,7 +775,23 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             }
             StorageDone::SnapshotStored { index, data } => {
                 // Only the latest snapshot is kept; an older one read back is just dropped.
-                self.raft.snapshot_stored(index, data);
+                let held = self.raft.latest_snapshot().map(|s| s.data.clone());
+                if !self.raft.snapshot_stored(index, data.clone()) {
+                    return;
+                }
+                // The state machine's values that the snapshot holds are read from the
+                // stored copy from now on (for a file, the page cache) instead of the heap.
+                if let Some(held) = held {
+                    let shared = self.kv.share_values(&held, &data);
+                    self.shared_value_bytes = shared.bytes;
+                    tracing::debug!(
+                        index,
+                        versions = shared.versions,
+                        bytes = shared.bytes,
+                        complete = shared.complete,
+                        "values shared with the stored snapshot"
+                    );
+                }
             }
             StorageDone::Failed(f) => {
                 let alarm = f.no_space.then_some(sextant_core::kv::AlarmKind::NoSpace);
@@ -870,7 +894,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             self.peers.send(m);
         }
         if let Some(snap) = rd.snapshot {
-            match KvStore::restore(&snap.data) {
+            match KvStore::restore_bytes(&snap.data) {
                 Ok(kv) => {
                     tracing::info!(
                         index = snap.meta.index,

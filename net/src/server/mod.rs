@@ -267,12 +267,15 @@ impl Server {
         } else {
             let mut state = recovered.state;
             let restoring = std::time::Instant::now();
+            let mut shared_bytes = 0;
             let (kv, applied) = match &mut state.snapshot {
                 Some(s) => {
-                    let kv = KvStore::restore(&s.data)?;
-                    // The core keeps the snapshot for lagging followers: from the file,
-                    // not as a heap copy of the whole state machine.
+                    let mut kv = KvStore::restore_bytes(&s.data)?;
+                    // The store's values are slices of the snapshot as read; they, and the
+                    // copy the core keeps for lagging followers, move to the file mapped
+                    // into memory, and the buffer read is freed: no heap copies.
                     if let Some(mapped) = DurableLog::stored_snapshot(&mut storage, &s.meta) {
+                        shared_bytes = kv.share_values(&s.data, &mapped).bytes;
                         s.data = mapped;
                     }
                     (kv, s.meta.index)
@@ -285,6 +288,7 @@ impl Server {
                 last = state.entries.last().map(|e| e.index),
                 open_ms = open_ms,
                 restore_ms = restoring.elapsed().as_millis() as u64,
+                shared_bytes,
                 "restarting from the data dir"
             );
             (Raft::new(raft_cfg, state)?, kv, applied)
