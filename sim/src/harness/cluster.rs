@@ -400,8 +400,14 @@ async fn boot(
         }
     };
     let (kv, applied) = match &state.snapshot {
-        Some(s) if !blank => match KvStore::restore(&s.data) {
-            Ok(kv) => (kv, s.meta.index),
+        Some(s) if !blank => match KvStore::restore_bytes(&s.data) {
+            Ok(mut kv) => {
+                // As a real member does: the values are read from the disk's copy.
+                if let Some(stored) = disk.lock().expect("disk").stored_snapshot(&s.meta) {
+                    kv.share_values(&s.data, &stored);
+                }
+                (kv, s.meta.index)
+            }
             Err(e) => {
                 invariants
                     .lock()

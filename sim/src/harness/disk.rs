@@ -10,8 +10,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sextant_core::{Entry, HardState, Index, RestoreState, Snapshot};
+use sextant_core::{Entry, HardState, Index, RestoreState, Snapshot, SnapshotMeta};
 use sextant_net::node::{run_batch, DurableLog, StorageIo};
 use thiserror::Error;
 
@@ -109,6 +110,28 @@ impl DiskState {
         true
     }
 
+    /// The data of the snapshot `meta` as this disk holds it: a copy of its own, as a real
+    /// disk's file is (the node shares the state machine's values with it). The newest
+    /// record holding it wins; a record failing its checksum is skipped.
+    pub fn stored_snapshot(&self, meta: &SnapshotMeta) -> Option<Bytes> {
+        let held = |r: &Record| match r {
+            Record::Batch {
+                snapshot: Some(s), ..
+            }
+            | Record::SnapshotSaved(s)
+                if s.meta == *meta =>
+            {
+                Some(Bytes::copy_from_slice(&s.data))
+            }
+            _ => None,
+        };
+        self.unsynced
+            .iter()
+            .rev()
+            .find_map(held)
+            .or_else(|| self.durable.iter().rev().find_map(|r| held(&r.open()?)))
+    }
+
     /// Replays the durable writes into the state a restarted member is built from, verifying
     /// every record's checksum.
     pub fn recover(&self) -> Result<RestoreState, CorruptDisk> {
@@ -199,6 +222,10 @@ impl DurableLog for SimDisk {
     fn compact(&mut self, _index: Index) -> Result<(), DiskError> {
         // Replay starts from the latest snapshot anyway; nothing to reclaim in memory.
         Ok(())
+    }
+
+    fn stored_snapshot(&mut self, meta: &SnapshotMeta) -> Option<Bytes> {
+        self.0.lock().expect("disk lock").stored_snapshot(meta)
     }
 }
 
