@@ -408,7 +408,13 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, String> {
         "{} ({} operations{}, {} keys, {} search steps{})",
         result.verdict,
         lin.checked.len(),
-        if lin.dropped > 0 {
+        if lin.rechecked_keys > 0 {
+            format!(
+                " of the keys that did not pass without {} unobserved unknown writes, \
+                 checked again with them",
+                lin.dropped
+            )
+        } else if lin.dropped > 0 {
             format!(
                 " after leaving out {} unobserved unknown writes",
                 lin.dropped
