@@ -92,8 +92,9 @@ pub trait DurableLog: Send + 'static {
         Ok(())
     }
     /// The data of a snapshot this log wrote (saved, or appended with a `Ready`) as the
-    /// storage holds it, e.g. memory-mapped from its file, so the core need not keep a heap
-    /// copy of the whole state machine. `None` (the default) keeps the copy.
+    /// storage holds it, e.g. memory-mapped from its file, so neither the core (its copy of
+    /// the snapshot) nor the state machine (the values the snapshot holds, see
+    /// `KvStore::share_values`) keeps them on the heap. `None` (the default) keeps the copies.
     fn stored_snapshot(&mut self, _meta: &SnapshotMeta) -> Option<Bytes> {
         None
     }
