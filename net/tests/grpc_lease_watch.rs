@@ -115,12 +115,7 @@ impl Cluster {
     }
 
     async fn channel(&self, i: usize) -> Channel {
-        let addr = self.servers[i].client_addrs[0];
-        Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("client connects")
+        common::client_channel(&self.servers[i]).await
     }
 
     async fn stop(self) {

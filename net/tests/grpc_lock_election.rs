@@ -29,12 +29,7 @@ async fn start() -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = common::single_member_config(dir.path().join("data"), "grpc-lock-test");
     let server = Server::start(cfg).await.expect("server starts");
-    let addr = server.client_addrs[0];
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("client connects");
+    let channel = common::client_channel(&server).await;
     Node {
         server,
         channel,

@@ -42,12 +42,7 @@ async fn start_cluster() -> Cluster {
     }
     let mut channels = Vec::new();
     for s in &servers {
-        let ch = Channel::from_shared(format!("http://{}", s.client_addrs[0]))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        channels.push(ch);
+        channels.push(common::client_channel(s).await);
     }
     let c = Cluster {
         servers,

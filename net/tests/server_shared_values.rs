@@ -24,11 +24,7 @@ async fn start(dir: &Path) -> (Server, Channel) {
     let mut cfg = common::single_member_config(dir.to_path_buf(), "shared-values-test");
     cfg.snapshot_count = 100;
     let server = Server::start(cfg).await.expect("member starts");
-    let ch = Channel::from_shared(format!("http://{}", server.client_addrs[0]))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = common::client_channel(&server).await;
     (server, ch)
 }
 

@@ -7,7 +7,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sextant_net::server::{ClusterState, ServerConfig};
+use sextant_net::server::{ClusterState, Server, ServerConfig};
+use tonic::transport::Channel;
 
 /// Member `name` of a new cluster `initial_cluster` (name → peer URLs), serving clients on an
 /// ephemeral port of 127.0.0.1 and peers on `listen_peer`; 10 ms ticks, etcd's defaults else.
@@ -91,4 +92,13 @@ pub fn initial_cluster(peers: &[SocketAddr]) -> BTreeMap<String, Vec<String>> {
         .enumerate()
         .map(|(i, a)| (format!("m{i}"), vec![format!("http://{a}")]))
         .collect()
+}
+
+/// A gRPC channel to `server`'s first client URL.
+pub async fn client_channel(server: &Server) -> Channel {
+    Channel::from_shared(format!("http://{}", server.client_addrs[0]))
+        .unwrap()
+        .connect()
+        .await
+        .expect("client connects")
 }
