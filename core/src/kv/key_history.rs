@@ -94,20 +94,20 @@ impl KeyHistory {
 
     /// The version written at exactly `rev`, if still retained.
     pub fn find(&self, rev: Revision) -> Option<&Version> {
-        self.versions
-            .binary_search_by(|v| v.revision().cmp(&rev))
-            .ok()
-            .map(|i| &self.versions[i])
+        self.position(rev).map(|i| &self.versions[i])
     }
 
     /// The value of the version written at exactly `rev`, to be replaced by equal bytes held
     /// elsewhere (see `Mvcc::share_values`).
     pub fn value_mut(&mut self, rev: Revision) -> Option<&mut Bytes> {
-        let i = self
-            .versions
-            .binary_search_by(|v| v.revision().cmp(&rev))
-            .ok()?;
+        let i = self.position(rev)?;
         Some(&mut self.versions[i].value)
+    }
+
+    fn position(&self, rev: Revision) -> Option<usize> {
+        self.versions
+            .binary_search_by(|v| v.revision().cmp(&rev))
+            .ok()
     }
 
     /// Appends a newer version. Small histories grow one slot at a time: most keys keep one or
