@@ -24,6 +24,7 @@ use super::maintenance::Maintenance;
 use super::members::{MemberList, Membership};
 use super::raft_view::RaftView;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
+use super::stored_snapshot::adopt_stored_snapshot;
 use super::watches::Watches;
 
 /// Sends Raft messages to peers. Must never block: a transport drops what it cannot queue
@@ -774,15 +775,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 self.defrag_snapshot_saved();
             }
             StorageDone::SnapshotStored { index, data } => {
-                // Only the latest snapshot is kept; an older one read back is just dropped.
-                let held = self.raft.latest_snapshot().map(|s| s.data.clone());
-                if !self.raft.snapshot_stored(index, data.clone()) {
-                    return;
-                }
-                // The state machine's values that the snapshot holds are read from the
-                // stored copy from now on (for a file, the page cache) instead of the heap.
-                if let Some(held) = held {
-                    let shared = self.kv.share_values(&held, &data);
+                if let Some(shared) =
+                    adopt_stored_snapshot(&mut self.raft, &mut self.kv, index, data)
+                {
                     self.shared_value_bytes = shared.bytes;
                     tracing::debug!(
                         index,

@@ -33,6 +33,7 @@ mod maintenance;
 mod members;
 mod raft_view;
 mod storage_io;
+mod stored_snapshot;
 mod watch_stream;
 mod watches;
 
@@ -50,4 +51,5 @@ pub use members::{
 #[cfg(not(madsim))]
 pub use storage_io::spawn_storage_thread;
 pub use storage_io::{run_batch, DurableLog, StorageDone, StorageFailure, StorageIo, StorageOp};
+pub use stored_snapshot::adopt_stored_snapshot;
 pub use watch_stream::{WatchReceiver, WatchSender, WatchStream};

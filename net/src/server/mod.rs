@@ -43,7 +43,8 @@ use crate::grpc::{
     MaintenanceService, MemberDirectory, WatchService,
 };
 use crate::node::{
-    spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
+    adopt_stored_snapshot, spawn_storage_thread, DurableLog, IntervalClock, NodeConfig, NodeHandle,
+    NodeLoop, PeerSender,
 };
 use crate::storage::{FileStorage, StorageOptions, WriteError};
 use crate::transport::{TcpTransport, TransportConfig};
@@ -265,33 +266,34 @@ impl Server {
             let raft = Raft::bootstrap_with_context(raft_cfg, &voters, context)?;
             (raft, KvStore::new(), 0)
         } else {
-            let mut state = recovered.state;
+            let state = recovered.state;
             let restoring = std::time::Instant::now();
-            let mut shared_bytes = 0;
-            let (kv, applied) = match &mut state.snapshot {
-                Some(s) => {
-                    let mut kv = KvStore::restore_bytes(&s.data)?;
-                    // The store's values are slices of the snapshot as read; they, and the
-                    // copy the core keeps for lagging followers, move to the file mapped
-                    // into memory, and the buffer read is freed: no heap copies.
-                    if let Some(mapped) = DurableLog::stored_snapshot(&mut storage, &s.meta) {
-                        shared_bytes = kv.share_values(&s.data, &mapped).bytes;
-                        s.data = mapped;
-                    }
-                    (kv, s.meta.index)
-                }
-                None => (KvStore::new(), 0),
+            let (mut kv, applied, mapped) = match &state.snapshot {
+                Some(s) => (
+                    KvStore::restore_bytes(&s.data)?,
+                    s.meta.index,
+                    DurableLog::stored_snapshot(&mut storage, &s.meta),
+                ),
+                None => (KvStore::new(), 0, None),
             };
+            let last = state.entries.last().map(|e| e.index);
+            let mut raft = Raft::new(raft_cfg, state)?;
+            // The store's values are slices of the snapshot as read; they, and the copy the
+            // core keeps for lagging followers, move to the file mapped into memory, and the
+            // buffer read is freed: no heap copies.
+            let shared_bytes = mapped
+                .and_then(|m| adopt_stored_snapshot(&mut raft, &mut kv, applied, m))
+                .map_or(0, |s| s.bytes);
             tracing::info!(
                 member = me,
                 applied,
-                last = state.entries.last().map(|e| e.index),
+                last,
                 open_ms = open_ms,
                 restore_ms = restoring.elapsed().as_millis() as u64,
                 shared_bytes,
                 "restarting from the data dir"
             );
-            (Raft::new(raft_cfg, state)?, kv, applied)
+            (raft, kv, applied)
         };
 
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);

@@ -12,7 +12,7 @@ use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle as SimNodeHandle};
 use sextant_core::kv::KvStore;
 use sextant_core::{Config, NodeId, Raft, ReadMode};
-use sextant_net::node::{NodeConfig, NodeHandle, NodeLoop};
+use sextant_net::node::{adopt_stored_snapshot, NodeConfig, NodeHandle, NodeLoop};
 
 use super::clock::{ClockControl, SkewedClock};
 use super::disk::{spawn_storage_task, SharedDisk};
@@ -388,7 +388,7 @@ async fn boot(
     } else {
         Raft::new(cfg, state.clone())
     };
-    let raft = match raft {
+    let mut raft = match raft {
         Ok(r) => r,
         Err(e) => {
             invariants
@@ -402,9 +402,9 @@ async fn boot(
     let (kv, applied) = match &state.snapshot {
         Some(s) if !blank => match KvStore::restore_bytes(&s.data) {
             Ok(mut kv) => {
-                // As a real member does: the values are read from the disk's copy.
+                // As a real member does: the core and the values use the disk's copy.
                 if let Some(stored) = disk.lock().expect("disk").stored_snapshot(&s.meta) {
-                    kv.share_values(&s.data, &stored);
+                    adopt_stored_snapshot(&mut raft, &mut kv, s.meta.index, stored);
                 }
                 (kv, s.meta.index)
             }
