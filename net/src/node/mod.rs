@@ -33,6 +33,8 @@ mod maintenance;
 mod members;
 mod raft_view;
 mod storage_io;
+#[cfg(not(madsim))]
+mod storage_worker;
 mod stored_snapshot;
 mod watch_stream;
 mod watches;
@@ -48,8 +50,10 @@ pub use maintenance::StateSnapshot;
 pub use members::{
     Member, MemberChange, MemberChanged, MemberError, MemberList, MembershipView, LEARNERS_MAX,
 };
+pub use storage_io::{
+    run_batch, DurableLog, SnapshotFileJob, StorageDone, StorageFailure, StorageIo, StorageOp,
+};
 #[cfg(not(madsim))]
-pub use storage_io::spawn_storage_thread;
-pub use storage_io::{run_batch, DurableLog, StorageDone, StorageFailure, StorageIo, StorageOp};
+pub use storage_worker::spawn_storage_thread;
 pub use stored_snapshot::adopt_stored_snapshot;
 pub use watch_stream::{WatchReceiver, WatchSender, WatchStream};

@@ -23,6 +23,21 @@ pub enum StorageOp {
         snapshot: Snapshot,
         compact_to: Index,
     },
+    /// Sent by the storage worker to itself when the file of the snapshot it is saving has
+    /// been written on the side (`DurableLog::snapshot_file_job`); never by the node loop.
+    /// `run_batch` ignores it.
+    SnapshotFileWritten,
+}
+
+impl StorageOp {
+    /// Whether this operation appends, saves or records a snapshot.
+    pub fn involves_snapshot(&self) -> bool {
+        match self {
+            StorageOp::Write { snapshot, .. } => snapshot.is_some(),
+            StorageOp::SaveSnapshot { .. } => true,
+            StorageOp::SnapshotFileWritten => false,
+        }
+    }
 }
 
 /// What the storage worker reports back.
@@ -54,7 +69,7 @@ pub struct StorageFailure {
 }
 
 impl StorageFailure {
-    fn of<L: DurableLog>(what: &str, e: &L::Error) -> StorageFailure {
+    pub(super) fn of<L: DurableLog>(what: &str, e: &L::Error) -> StorageFailure {
         StorageFailure {
             message: format!("{what}: {e}"),
             no_space: L::is_no_space(e),
@@ -74,6 +89,9 @@ pub struct StorageIo {
     pub done: mpsc::UnboundedReceiver<StorageDone>,
 }
 
+/// Writes a snapshot's file durably, away from the log's thread (`DurableLog::snapshot_file_job`).
+pub type SnapshotFileJob<E> = Box<dyn FnOnce() -> Result<(), E> + Send>;
+
 /// Synchronous durable storage, driven by a worker (e.g. `FileStorage`).
 pub trait DurableLog: Send + 'static {
     type Error: std::fmt::Display;
@@ -85,6 +103,18 @@ pub trait DurableLog: Send + 'static {
     ) -> Result<(), Self::Error>;
     fn sync(&mut self) -> Result<(), Self::Error>;
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error>;
+    /// `save_snapshot` in two steps, so appends go on while a large snapshot's file is
+    /// written (seconds with a million keys): a job that writes the file durably and touches
+    /// nothing the log uses, which the worker runs on its own thread, and `record_snapshot`,
+    /// which the worker calls once the job succeeded. `None` (the default): `save_snapshot`
+    /// does everything in line with the appends.
+    fn snapshot_file_job(&self, _snapshot: &Snapshot) -> Option<SnapshotFileJob<Self::Error>> {
+        None
+    }
+    /// Records a snapshot whose file a `snapshot_file_job` wrote (see there).
+    fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error> {
+        self.save_snapshot(snapshot)
+    }
     fn compact(&mut self, index: Index) -> Result<(), Self::Error>;
     /// Called by the worker whenever no operation is waiting: housekeeping that would
     /// otherwise delay a write (e.g. preallocating log space). An error is a storage failure.
@@ -102,46 +132,6 @@ pub trait DurableLog: Send + 'static {
     fn is_no_space(_e: &Self::Error) -> bool {
         false
     }
-}
-
-/// Runs `log` on a dedicated OS thread (blocking file I/O must not stall the runtime). The
-/// thread ends once the node loop drops its `StorageIo`, after finishing what was queued.
-#[cfg(not(madsim))]
-pub fn spawn_storage_thread<L: DurableLog>(mut log: L) -> (StorageIo, std::thread::JoinHandle<()>) {
-    let (ops_tx, mut ops_rx) = mpsc::unbounded_channel::<StorageOp>();
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let thread = std::thread::Builder::new()
-        .name("sextant-storage".into())
-        .spawn(move || {
-            let mut failed = false;
-            while let Some(first) = ops_rx.blocking_recv() {
-                let mut batch = vec![first];
-                while let Ok(op) = ops_rx.try_recv() {
-                    batch.push(op);
-                }
-                if failed {
-                    continue;
-                }
-                if let Err(e) = run_batch(&mut log, batch, &done_tx) {
-                    failed = true;
-                    let _ = done_tx.send(StorageDone::Failed(e));
-                } else if ops_rx.is_empty() {
-                    if let Err(e) = log.idle() {
-                        failed = true;
-                        let f = StorageFailure::of::<L>("storage housekeeping failed", &e);
-                        let _ = done_tx.send(StorageDone::Failed(f));
-                    }
-                }
-            }
-        })
-        .expect("spawn the storage thread");
-    (
-        StorageIo {
-            ops: ops_tx,
-            done: done_rx,
-        },
-        thread,
-    )
 }
 
 /// Carries out one group of operations: writes in order, one sync for all of them, then the
@@ -163,14 +153,6 @@ pub fn run_batch<L: DurableLog>(
         }
         Ok::<(), StorageFailure>(())
     };
-    let stored = |log: &mut L, meta: &SnapshotMeta| {
-        if let Some(data) = log.stored_snapshot(meta) {
-            let _ = done.send(StorageDone::SnapshotStored {
-                index: meta.index,
-                data,
-            });
-        }
-    };
     for op in batch {
         match op {
             StorageOp::Write {
@@ -185,7 +167,7 @@ pub fn run_batch<L: DurableLog>(
                 need_sync |= must_sync;
                 last_id = Some(id);
                 if let Some(s) = &snapshot {
-                    stored(log, &s.meta);
+                    report_stored(log, &s.meta, done);
                 }
             }
             StorageOp::SaveSnapshot {
@@ -194,16 +176,44 @@ pub fn run_batch<L: DurableLog>(
             } => {
                 flush(log, &mut last_id, &mut need_sync)?;
                 log.save_snapshot(&snapshot)
-                    .map_err(|e| StorageFailure::of::<L>("saving snapshot failed", &e))?;
-                log.compact(compact_to)
-                    .map_err(|e| StorageFailure::of::<L>("compacting the log failed", &e))?;
-                stored(log, &snapshot.meta);
-                let _ = done.send(StorageDone::SnapshotSaved {
-                    index: snapshot.meta.index,
-                    compact_to,
-                });
+                    .map_err(|e| StorageFailure::of::<L>(SAVING_SNAPSHOT_FAILED, &e))?;
+                snapshot_saved(log, &snapshot.meta, compact_to, done)?;
             }
+            StorageOp::SnapshotFileWritten => {}
         }
     }
     flush(log, &mut last_id, &mut need_sync)
+}
+
+pub(super) const SAVING_SNAPSHOT_FAILED: &str = "saving snapshot failed";
+
+/// After a snapshot is saved: drops the log up to `compact_to`, hands the stored copy back
+/// and reports the save.
+pub(super) fn snapshot_saved<L: DurableLog>(
+    log: &mut L,
+    meta: &SnapshotMeta,
+    compact_to: Index,
+    done: &mpsc::UnboundedSender<StorageDone>,
+) -> Result<(), StorageFailure> {
+    log.compact(compact_to)
+        .map_err(|e| StorageFailure::of::<L>("compacting the log failed", &e))?;
+    report_stored(log, meta, done);
+    let _ = done.send(StorageDone::SnapshotSaved {
+        index: meta.index,
+        compact_to,
+    });
+    Ok(())
+}
+
+fn report_stored<L: DurableLog>(
+    log: &mut L,
+    meta: &SnapshotMeta,
+    done: &mpsc::UnboundedSender<StorageDone>,
+) {
+    if let Some(data) = log.stored_snapshot(meta) {
+        let _ = done.send(StorageDone::SnapshotStored {
+            index: meta.index,
+            data,
+        });
+    }
 }

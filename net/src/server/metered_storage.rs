@@ -7,7 +7,7 @@ use bytes::Bytes;
 use prometheus::Histogram;
 use sextant_core::{Entry, HardState, Index, Snapshot, SnapshotMeta};
 
-use crate::node::DurableLog;
+use crate::node::{DurableLog, SnapshotFileJob};
 use crate::storage::{FileStorage, WriteError};
 
 /// File storage whose every sync is observed in a histogram (one atomic add per group
@@ -44,6 +44,14 @@ impl DurableLog for MeteredStorage {
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), WriteError> {
         DurableLog::save_snapshot(&mut self.inner, snapshot)
+    }
+
+    fn snapshot_file_job(&self, snapshot: &Snapshot) -> Option<SnapshotFileJob<WriteError>> {
+        DurableLog::snapshot_file_job(&self.inner, snapshot)
+    }
+
+    fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), WriteError> {
+        DurableLog::record_snapshot(&mut self.inner, snapshot)
     }
 
     fn compact(&mut self, index: Index) -> Result<(), WriteError> {
@@ -107,5 +115,7 @@ mod tests {
         let mut metered = MeteredStorage::new(storage, histogram);
         let data = DurableLog::stored_snapshot(&mut metered, &snap.meta).expect("mapped");
         assert_eq!(data, snap.data);
+        // Snapshot files are written on the side only if the meter passes the split through.
+        assert!(DurableLog::snapshot_file_job(&metered, &snap).is_some());
     }
 }

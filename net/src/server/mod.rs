@@ -144,6 +144,15 @@ impl DurableLog for FileStorage {
     fn save_snapshot(&mut self, snapshot: &sextant_core::Snapshot) -> Result<(), WriteError> {
         FileStorage::save_snapshot(self, snapshot)
     }
+    fn snapshot_file_job(
+        &self,
+        snapshot: &sextant_core::Snapshot,
+    ) -> Option<crate::node::SnapshotFileJob<WriteError>> {
+        Some(Box::new(FileStorage::snapshot_file_job(self, snapshot)))
+    }
+    fn record_snapshot(&mut self, snapshot: &sextant_core::Snapshot) -> Result<(), WriteError> {
+        FileStorage::record_snapshot(self, snapshot)
+    }
     fn compact(&mut self, index: sextant_core::Index) -> Result<(), WriteError> {
         FileStorage::compact(self, index)
     }

@@ -298,14 +298,39 @@ impl FileStorage {
     /// on return, together with everything appended before.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), WriteError> {
         self.usable()?;
+        self.state
+            .check_snapshot_saved(SnapRef::of(&snapshot.meta))
+            .map_err(WriteError::Invalid)?;
+        if let Err(f) = snap::write_snapshot(&self.io, &self.snap_dir, snapshot) {
+            return Err(self.fail(f));
+        }
+        self.record_snapshot(snapshot)
+    }
+
+    /// `save_snapshot` in two steps, so that the log keeps taking appends while a large
+    /// snapshot's file is written: the returned job writes the file durably and touches
+    /// nothing else (run it on any thread); once it succeeded, [`FileStorage::record_snapshot`]
+    /// records the snapshot in the log. A file whose recording never happens (a crash, a
+    /// failed job) is removed on the next open. No other snapshot may be appended, saved or
+    /// recorded between the two steps (the older-file cleanup would take the new file for
+    /// one the log does not need).
+    pub fn snapshot_file_job(
+        &self,
+        snapshot: &Snapshot,
+    ) -> impl FnOnce() -> Result<(), WriteError> + Send + 'static {
+        let (io, dir, snapshot) = (self.io.clone(), self.snap_dir.clone(), snapshot.clone());
+        move || snap::write_snapshot(&io, &dir, &snapshot).map_err(WriteError::from)
+    }
+
+    /// Records a snapshot whose file is written (see [`FileStorage::snapshot_file_job`]) and
+    /// syncs: from here on the log starts after it.
+    pub fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), WriteError> {
+        self.usable()?;
         let s = SnapRef::of(&snapshot.meta);
         self.state
             .check_snapshot_saved(s)
             .map_err(WriteError::Invalid)?;
         self.wal.encode(&WalRecordRef::SnapshotSaved(s))?;
-        if let Err(f) = snap::write_snapshot(&self.io, &self.snap_dir, snapshot) {
-            return Err(self.fail(f));
-        }
         if let Err(f) = self.wal.write_encoded(&self.state, None) {
             return Err(self.fail(f));
         }
