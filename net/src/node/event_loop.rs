@@ -775,15 +775,17 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 self.defrag_snapshot_saved();
             }
             StorageDone::SnapshotStored { index, data } => {
+                let started = tokio::time::Instant::now();
                 if let Some(shared) =
                     adopt_stored_snapshot(&mut self.raft, &mut self.kv, index, data)
                 {
                     self.shared_value_bytes = shared.bytes;
-                    tracing::debug!(
+                    tracing::info!(
                         index,
                         versions = shared.versions,
                         bytes = shared.bytes,
                         complete = shared.complete,
+                        share_ms = started.elapsed().as_millis() as u64,
                         "values shared with the stored snapshot"
                     );
                 }
@@ -969,7 +971,15 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return;
         }
         let index = self.kv_applied;
-        if let Err(e) = self.raft.snapshot_taken(index, self.kv.snapshot()) {
+        let started = tokio::time::Instant::now();
+        let data = self.kv.snapshot();
+        tracing::info!(
+            index,
+            bytes = data.len(),
+            encode_ms = started.elapsed().as_millis() as u64,
+            "state machine snapshot taken"
+        );
+        if let Err(e) = self.raft.snapshot_taken(index, data) {
             tracing::warn!(index, error = %e, "snapshot not taken");
             return;
         }
