@@ -3,7 +3,6 @@
 //! log compacted) only after the file, a snapshot install waits for it, and a clean stop
 //! finishes it. Real `FileStorage` underneath; the test only decides when the file job runs.
 
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -122,26 +121,36 @@ fn snapshot_at(index: Index, term: u64) -> Snapshot {
     }
 }
 
-fn start(dir: &Path, gate: &Gate) -> (StorageIo, std::thread::JoinHandle<()>) {
-    let (inner, _) = FileStorage::open(dir, StorageOptions::default()).expect("open");
-    spawn_storage_thread(Gated {
+/// A storage worker on a fresh directory, its gate (closed) and a core to produce writes.
+fn start() -> (
+    tempfile::TempDir,
+    Gate,
+    StorageIo,
+    std::thread::JoinHandle<()>,
+    Raft,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gate = Gate::default();
+    let (inner, _) = FileStorage::open(dir.path(), StorageOptions::default()).expect("open");
+    let (io, thread) = spawn_storage_thread(Gated {
         inner,
         gate: gate.clone(),
-    })
+    });
+    (dir, gate, io, thread, leader())
+}
+
+/// Sends the core's next write and waits for the worker to report it durable.
+fn write_durably(io: &mut StorageIo, raft: &mut Raft, proposal: Option<&'static [u8]>) {
+    let (id, op) = next_write(raft, proposal);
+    io.ops.send(op).expect("send");
+    assert!(matches!(recv(io), StorageDone::Persisted(got) if got == id));
 }
 
 #[test]
 fn appends_go_on_while_a_snapshot_file_is_written() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let gate = Gate::default();
-    let (mut io, thread) = start(dir.path(), &gate);
-    let mut raft = leader();
-    let (first, op) = next_write(&mut raft, None);
-    io.ops.send(op).expect("send");
-    assert!(matches!(recv(&mut io), StorageDone::Persisted(id) if id == first));
-    let (id, op) = next_write(&mut raft, Some(b"a"));
-    io.ops.send(op).expect("send");
-    assert!(matches!(recv(&mut io), StorageDone::Persisted(got) if got == id));
+    let (dir, gate, mut io, thread, mut raft) = start();
+    write_durably(&mut io, &mut raft, None);
+    write_durably(&mut io, &mut raft, Some(b"a"));
     let term = raft.term();
     let snap_index = raft.last_index();
     io.ops
@@ -152,9 +161,7 @@ fn appends_go_on_while_a_snapshot_file_is_written() {
         .expect("send");
 
     // The file job is stuck at the gate: later appends are still made durable.
-    let (id, op) = next_write(&mut raft, Some(b"b"));
-    io.ops.send(op).expect("send");
-    assert!(matches!(recv(&mut io), StorageDone::Persisted(got) if got == id));
+    write_durably(&mut io, &mut raft, Some(b"b"));
 
     // A snapshot from the leader, and what follows it, wait for the saved one.
     let (install_id, _) = next_write(&mut raft, Some(b"c"));
@@ -228,15 +235,9 @@ fn appends_go_on_while_a_snapshot_file_is_written() {
 
 #[test]
 fn a_clean_stop_finishes_the_snapshot_being_written() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let gate = Gate::default();
-    let (mut io, thread) = start(dir.path(), &gate);
-    let mut raft = leader();
-    for p in [None, Some(&b"a"[..])] {
-        let (id, op) = next_write(&mut raft, p);
-        io.ops.send(op).expect("send");
-        assert!(matches!(recv(&mut io), StorageDone::Persisted(got) if got == id));
-    }
+    let (dir, gate, mut io, thread, mut raft) = start();
+    write_durably(&mut io, &mut raft, None);
+    write_durably(&mut io, &mut raft, Some(b"a"));
     let index = raft.last_index();
     io.ops
         .send(StorageOp::SaveSnapshot {
