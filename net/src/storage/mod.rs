@@ -297,14 +297,11 @@ impl FileStorage {
     /// Saves a snapshot the state machine took (the log is kept; compact separately). Durable
     /// on return, together with everything appended before.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), WriteError> {
-        self.usable()?;
-        self.state
-            .check_snapshot_saved(SnapRef::of(&snapshot.meta))
-            .map_err(WriteError::Invalid)?;
+        let s = self.savable(snapshot)?;
         if let Err(f) = snap::write_snapshot(&self.io, &self.snap_dir, snapshot) {
             return Err(self.fail(f));
         }
-        self.record_snapshot(snapshot)
+        self.append_snapshot_saved(s)
     }
 
     /// `save_snapshot` in two steps, so that the log keeps taking appends while a large
@@ -325,11 +322,22 @@ impl FileStorage {
     /// Records a snapshot whose file is written (see [`FileStorage::snapshot_file_job`]) and
     /// syncs: from here on the log starts after it.
     pub fn record_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), WriteError> {
+        let s = self.savable(snapshot)?;
+        self.append_snapshot_saved(s)
+    }
+
+    /// The snapshot, if the log can take it as saved now.
+    fn savable(&self, snapshot: &Snapshot) -> Result<SnapRef, WriteError> {
         self.usable()?;
         let s = SnapRef::of(&snapshot.meta);
         self.state
             .check_snapshot_saved(s)
             .map_err(WriteError::Invalid)?;
+        Ok(s)
+    }
+
+    /// Records a checked snapshot whose file is durable, and syncs.
+    fn append_snapshot_saved(&mut self, s: SnapRef) -> Result<(), WriteError> {
         self.wal.encode(&WalRecordRef::SnapshotSaved(s))?;
         if let Err(f) = self.wal.write_encoded(&self.state, None) {
             return Err(self.fail(f));
