@@ -29,17 +29,6 @@ pub enum StorageOp {
     SnapshotFileWritten,
 }
 
-impl StorageOp {
-    /// Whether this operation appends, saves or records a snapshot.
-    pub fn involves_snapshot(&self) -> bool {
-        match self {
-            StorageOp::Write { snapshot, .. } => snapshot.is_some(),
-            StorageOp::SaveSnapshot { .. } => true,
-            StorageOp::SnapshotFileWritten => false,
-        }
-    }
-}
-
 /// What the storage worker reports back.
 #[derive(Debug)]
 pub enum StorageDone {

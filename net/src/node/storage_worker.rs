@@ -72,6 +72,15 @@ where
     )
 }
 
+/// Whether `op` appends, saves or records a snapshot.
+fn involves_snapshot(op: &StorageOp) -> bool {
+    match op {
+        StorageOp::Write { snapshot, .. } => snapshot.is_some(),
+        StorageOp::SaveSnapshot { .. } => true,
+        StorageOp::SnapshotFileWritten => false,
+    }
+}
+
 /// A snapshot whose file is being written on the side.
 struct Writing<E> {
     snapshot: Snapshot,
@@ -108,7 +117,7 @@ where
                     }
                 }
                 op if !self.held.is_empty()
-                    || (self.writing.is_some() && op.involves_snapshot()) =>
+                    || (self.writing.is_some() && involves_snapshot(&op)) =>
                 {
                     self.held.push_back(op)
                 }
