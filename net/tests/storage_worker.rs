@@ -121,7 +121,8 @@ fn snapshot_at(index: Index, term: u64) -> Snapshot {
     }
 }
 
-/// A storage worker on a fresh directory, its gate (closed) and a core to produce writes.
+/// A storage worker on a fresh directory, its gate (closed) and a core to produce writes,
+/// with the core's first two writes (its election, one entry) already durable.
 fn start() -> (
     tempfile::TempDir,
     Gate,
@@ -136,7 +137,10 @@ fn start() -> (
         inner,
         gate: gate.clone(),
     });
-    (dir, gate, io, thread, leader())
+    let (mut io, mut raft) = (io, leader());
+    write_durably(&mut io, &mut raft, None);
+    write_durably(&mut io, &mut raft, Some(b"a"));
+    (dir, gate, io, thread, raft)
 }
 
 /// Sends the core's next write and waits for the worker to report it durable.
@@ -149,8 +153,6 @@ fn write_durably(io: &mut StorageIo, raft: &mut Raft, proposal: Option<&'static 
 #[test]
 fn appends_go_on_while_a_snapshot_file_is_written() {
     let (dir, gate, mut io, thread, mut raft) = start();
-    write_durably(&mut io, &mut raft, None);
-    write_durably(&mut io, &mut raft, Some(b"a"));
     let term = raft.term();
     let snap_index = raft.last_index();
     io.ops
@@ -235,9 +237,7 @@ fn appends_go_on_while_a_snapshot_file_is_written() {
 
 #[test]
 fn a_clean_stop_finishes_the_snapshot_being_written() {
-    let (dir, gate, mut io, thread, mut raft) = start();
-    write_durably(&mut io, &mut raft, None);
-    write_durably(&mut io, &mut raft, Some(b"a"));
+    let (dir, gate, io, thread, raft) = start();
     let index = raft.last_index();
     io.ops
         .send(StorageOp::SaveSnapshot {
