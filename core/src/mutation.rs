@@ -18,16 +18,21 @@ pub enum Mutation {
     AckBeforeFsync,
     /// Handle AppendEntries responses from earlier terms as if they were current.
     AppendRespWithoutTermCheck,
+    /// Write a state-machine snapshot's key slices from the store as it is when each slice is
+    /// written (versions applied since the snapshot started included), not as it was at the
+    /// snapshot's revision.
+    SnapshotSlicesSeeLaterWrites,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 7] = [
         Mutation::Figure8Commit,
         Mutation::VoteWithoutLogCheck,
         Mutation::ReadIndexWithoutQuorum,
         Mutation::LeaseWithoutDriftBound,
         Mutation::AckBeforeFsync,
         Mutation::AppendRespWithoutTermCheck,
+        Mutation::SnapshotSlicesSeeLaterWrites,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +43,7 @@ impl Mutation {
             Mutation::LeaseWithoutDriftBound => "lease-without-drift-bound",
             Mutation::AckBeforeFsync => "ack-before-fsync",
             Mutation::AppendRespWithoutTermCheck => "append-resp-without-term-check",
+            Mutation::SnapshotSlicesSeeLaterWrites => "snapshot-slices-see-later-writes",
         }
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use kv_support::*;
 use sextant_core::kv::{
     Command, CommandResult, HistoryRequest, KeyValue, KvError, KvStore, RangeRequest, RequestOp,
-    TxnRequest, TXN_DEPTH_MAX,
+    TxnRequest, ValueSharing, TXN_DEPTH_MAX,
 };
 use sextant_core::lease::{Lessor, LessorConfig};
 
@@ -154,6 +154,58 @@ fn values_are_shared_from_the_stored_snapshot() {
     // A copy of another length is not this snapshot: nothing is shared.
     let short = Bytes::from(encoded[..encoded.len() - 1].to_vec());
     assert_eq!(before.clone().share_values(&encoded, &short).versions, 0);
+}
+
+/// Sharing a slice of keys at a time, with writes and a compaction applied between slices
+/// (as a driver interleaves them): the store ends exactly as the same writes leave an
+/// unshared store, and the versions the snapshot holds that are still there point into the
+/// stored copy, whichever slice they were in.
+#[test]
+fn values_are_shared_in_slices_between_writes() {
+    for keys_max in [1, 2] {
+        let mut s = busy_store();
+        let encoded = s.snapshot();
+        let at_snapshot = s.revision();
+        let stored = Bytes::from(encoded.to_vec());
+        let mut plain = s.clone();
+        let mut later = vec![
+            put("k05", "rewritten"),
+            put("a-before-all", "new"),
+            del("k06", ""),
+            Command::Compact {
+                revision: at_snapshot,
+                physical: false,
+            },
+            put("zz-after-all", "new"),
+        ]
+        .into_iter();
+        let mut sharing = ValueSharing::new(encoded.clone(), stored.clone());
+        let shared = loop {
+            if let Some(shared) = sharing.step(&mut s, keys_max) {
+                break shared;
+            }
+            if let Some(c) = later.next() {
+                apply(&mut s, c.clone());
+                apply(&mut plain, c);
+            }
+        };
+        assert!(later.next().is_none(), "every write went in between slices");
+        assert!(shared.complete && shared.versions > 0);
+        assert_eq!(s, plain, "{keys_max} keys per step");
+        let all = s.range(&range_req("\0", "\0")).unwrap();
+        for kv in &all.kvs {
+            assert_eq!(
+                stored.as_ptr_range().contains(&kv.value.as_ptr()),
+                kv.mod_revision <= at_snapshot && !kv.value.is_empty(),
+                "{kv:?}, {keys_max} keys per step"
+            );
+        }
+    }
+    // Not a snapshot of this length: nothing to walk, nothing shared.
+    let mut s = busy_store();
+    let encoded = s.snapshot();
+    let mut sharing = ValueSharing::new(encoded.clone(), encoded.slice(1..));
+    assert_eq!(sharing.step(&mut s, 1), Some(Default::default()));
 }
 
 #[test]

@@ -98,7 +98,7 @@ impl KeyHistory {
     }
 
     /// The value of the version written at exactly `rev`, to be replaced by equal bytes held
-    /// elsewhere (see `Mvcc::share_values`).
+    /// elsewhere (see `ValueSharing`).
     pub fn value_mut(&mut self, rev: Revision) -> Option<&mut Bytes> {
         let i = self.position(rev)?;
         Some(&mut self.versions[i].value)

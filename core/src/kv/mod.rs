@@ -42,9 +42,11 @@ mod mvcc;
 mod range;
 mod revision;
 mod snapshot;
+mod snapshot_encoder;
 mod store;
 mod txn;
 mod validate;
+mod value_sharing;
 mod watch_history;
 mod write;
 
@@ -63,11 +65,13 @@ pub use lease_table::{LeaseInfo, LeaseTtl, LEASE_TTL_MAX_SECS};
 pub use limits::KvLimits;
 pub use mvcc::SharedValues;
 pub use range::{RangeRequest, RangeResponse, SortOrder, SortTarget};
+pub use snapshot_encoder::{SnapshotEncoder, SnapshotInterrupted};
 pub use store::KvStore;
 pub use txn::{
     Compare, CompareResult, CompareTarget, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
 pub use validate::TXN_DEPTH_MAX;
+pub use value_sharing::ValueSharing;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

@@ -51,7 +51,7 @@ impl Default for Mvcc {
     }
 }
 
-/// What [`Mvcc::share_values`] did.
+/// What sharing values with a stored snapshot did (see [`super::ValueSharing`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SharedValues {
     /// Versions whose values now point into the stored snapshot.
@@ -236,19 +236,31 @@ impl Mvcc {
     }
 
     /// Replaces each value with the same bytes in `stored`, where the encoded snapshot
-    /// `encoded` (of this store, at some earlier point) holds that version's value: `stored`
-    /// is a copy of `encoded` (e.g. the snapshot file, memory-mapped), and slices of it need
-    /// no heap. Versions written since, or whose bytes differ, keep their own values.
-    /// Walks the snapshot and the index together in key order, without lookups.
-    pub fn share_values(&mut self, encoded: &[u8], stored: &Bytes) -> SharedValues {
-        let mut shared = SharedValues::default();
-        if encoded.len() != stored.len() {
-            return shared;
+    /// `encoded` (of this store, at some earlier point) holds that version's value, for
+    /// `keys` keys of its index from the one at `offset` on: `stored` is a copy of `encoded`
+    /// (e.g. the snapshot file, memory-mapped), and slices of it need no heap. Versions
+    /// written since, or whose bytes differ, keep their own values. Walks the snapshot and
+    /// the index together in key order, without lookups. Returns where the next key starts
+    /// in `encoded`; adds what it shared to `shared`.
+    pub fn share_values_from(
+        &mut self,
+        encoded: &[u8],
+        stored: &Bytes,
+        offset: usize,
+        keys: usize,
+        shared: &mut SharedValues,
+    ) -> Result<usize, postcard::Error> {
+        if keys == 0 {
+            return Ok(offset);
         }
-        let mut keys = self.keys.iter_mut().peekable();
-        let walked = snapshot::value_spans(encoded, |key, rev, span| {
-            while keys.next_if(|(k, _)| k.as_ref() < key).is_some() {}
-            let Some((k, h)) = keys.peek_mut() else {
+        let first = snapshot::key_at(encoded, offset)?;
+        let mut index = self
+            .keys
+            .range_mut::<[u8], _>((Bound::Included(first), Bound::Unbounded))
+            .peekable();
+        snapshot::value_spans_from(encoded, offset, keys, |key, rev, span| {
+            while index.next_if(|(k, _)| k.as_ref() < key).is_some() {}
+            let Some((k, h)) = index.peek_mut() else {
                 return;
             };
             if k.as_ref() != key {
@@ -262,9 +274,7 @@ impl Mvcc {
                 shared.bytes += span.len() as u64;
                 *value = stored.slice(span);
             }
-        });
-        shared.complete = walked.is_ok();
-        shared
+        })
     }
 
     /// Rebuilds the derived state (log, counters) from an index and revisions, checking the

@@ -1,19 +1,22 @@
-//! The snapshot encoding: postcard of a versioned enum holding the revision, the compaction
-//! point, every key's retained versions (key order), the lease table (id order), the member
-//! registry and the active alarms — a pure function of the state, so equal stores encode to
-//! equal bytes. Derived state (the revision log, counters, lease attachments) is rebuilt on
-//! restore, after checking the invariants. Snapshots of earlier versions (V1: no member
-//! registry, no alarms; the first: latest values only, no leases) still restore.
+//! The snapshot format, and reading it (`SnapshotEncoder` writes it): postcard of a
+//! versioned enum holding the revision, the compaction point, every key's retained versions
+//! (key order), the lease table (id order), the member registry and the active alarms — a
+//! pure function of the state, so equal stores encode to equal bytes. Derived state (the
+//! revision log, counters, lease attachments) is rebuilt on restore, after checking the
+//! invariants. Snapshots of earlier versions (V1: no member registry, no alarms; the first:
+//! latest values only, no leases) still restore.
 //!
 //! Decoding reads the encoding item by item and leaves the values where they are (slices of
-//! the snapshot's buffer); `value_spans` locates them, so a store can swap its values for the
-//! same bytes in a stored copy of its snapshot (`Mvcc::share_values`).
+//! the snapshot's buffer); `value_spans_from` locates them, so a store can swap its values
+//! for the same bytes in a stored copy of its snapshot (`ValueSharing`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 
 use super::alarm::{AlarmMember, Alarms};
 use super::key_history::{KeyHistory, Version};
@@ -21,23 +24,6 @@ use super::lease_table::{LeaseTable, LeaseTtl};
 use super::mvcc::Mvcc;
 use super::{KeyValue, Revision, SnapshotDecodeError};
 use crate::members::MemberRegistry;
-
-#[derive(Serialize)]
-enum SnapshotRef<'a> {
-    /// Never written any more; keeps `V2`'s tag.
-    #[allow(dead_code)]
-    V1(StateRef<'a>),
-    V2(StateRef<'a>, &'a MemberRegistry, Vec<AlarmMember>),
-}
-
-#[derive(Serialize)]
-struct StateRef<'a> {
-    revision: i64,
-    compact_revision: i64,
-    keys: &'a BTreeMap<Bytes, KeyHistory>,
-    leases: Vec<LeaseTtl>,
-    next_lease_id: i64,
-}
 
 /// The key index from the snapshot's list: keys must be strictly increasing (out of order or
 /// repeated means a corrupt snapshot). Built in bulk: inserting a million keys one by one
@@ -59,56 +45,12 @@ struct Legacy {
     keys: BTreeMap<Bytes, KeyValue>,
 }
 
-pub(crate) fn encode(
-    mvcc: &Mvcc,
-    leases: &LeaseTable,
-    members: &MemberRegistry,
-    alarms: &Alarms,
-) -> Bytes {
-    let state = StateRef {
-        revision: mvcc.revision(),
-        compact_revision: mvcc.compact_revision(),
-        keys: mvcc.keys(),
-        leases: leases.records().collect(),
-        next_lease_id: leases.next_id(),
-    };
-    let snap = SnapshotRef::V2(state, members, alarms.list().iter().copied().collect());
-    // Sized first, then written into one allocation: growing a vector to a snapshot's size
-    // (~300 MB with a million keys) copied it over and over, and faulted in twice the pages.
-    let len = postcard::serialize_with_flavor(&snap, postcard::ser_flavors::Size::default())
-        .expect("in-memory encoding cannot fail");
-    let buf = postcard::serialize_with_flavor(&snap, Presized(Vec::with_capacity(len)))
-        .expect("in-memory encoding cannot fail");
-    debug_assert_eq!(buf.len(), len);
-    Bytes::from(buf)
-}
-
-/// Postcard output into a vector allocated to the encoding's size beforehand.
-struct Presized(Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Presized {
-    type Output = Vec<u8>;
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
-    }
-}
-
 // ----- reading the encoding -----
 // Postcard writes an enum's variant and every length as a varint, integers as (zigzag)
 // varints, byte strings as their length and bytes, and a struct as its fields in order; the
-// snapshot is read item by item in `encode`'s order, borrowing from the encoding (values are
-// not copied, see `decode`; keys and values are located, see `value_spans`).
+// snapshot is read item by item in the order `SnapshotEncoder` writes it, borrowing from the
+// encoding (values are not copied, see `decode`; keys and values are located, see
+// `value_spans_from`).
 
 /// `Version` as encoded, borrowing its value from the encoding (fields in `Version`'s order).
 #[derive(Deserialize)]
@@ -144,17 +86,36 @@ fn read_key<'a>(rest: &mut &'a [u8]) -> Result<(&'a [u8], usize), postcard::Erro
     Ok((take(rest)?, take(rest)?))
 }
 
-/// Where `encoded` (a `V1` or `V2` snapshot) holds each value: calls `f(key, revision,
-/// span)` for every retained version with a non-empty value, in key order then revision
-/// order, `span` being the value's byte range in `encoded`. Reads nothing past the key index
-/// and allocates nothing. An error means the bytes are not such a snapshot (or are cut
-/// short); `f` may have been called for a prefix by then.
-pub(crate) fn value_spans<'a>(
-    encoded: &'a [u8],
-    mut f: impl FnMut(&'a [u8], Revision, Range<usize>),
-) -> Result<(), postcard::Error> {
+/// Where the key index of `encoded` (a `V1` or `V2` snapshot) starts, and how many keys it
+/// holds.
+pub(crate) fn key_index_at(encoded: &[u8]) -> Result<(usize, usize), postcard::Error> {
     let mut rest = encoded;
     let (_, _, _, keys) = read_head(&mut rest)?;
+    Ok((encoded.len() - rest.len(), keys))
+}
+
+/// The key that starts at `offset` of `encoded`'s key index.
+pub(crate) fn key_at(encoded: &[u8], offset: usize) -> Result<&[u8], postcard::Error> {
+    let mut rest = encoded
+        .get(offset..)
+        .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+    Ok(read_key(&mut rest)?.0)
+}
+
+/// Where `encoded` holds the values of `keys` keys of its index, from the key that starts at
+/// `offset`: calls `f(key, revision, span)` for each of their versions with a non-empty
+/// value, in key order then revision order, `span` being the value's byte range in
+/// `encoded`. Returns where the next key starts. Allocates nothing. An error means the bytes
+/// are not such a snapshot (or are cut short); `f` may have been called for a prefix by then.
+pub(crate) fn value_spans_from<'a>(
+    encoded: &'a [u8],
+    offset: usize,
+    keys: usize,
+    mut f: impl FnMut(&'a [u8], Revision, Range<usize>),
+) -> Result<usize, postcard::Error> {
+    let mut rest = encoded
+        .get(offset..)
+        .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
     for _ in 0..keys {
         let (key, versions) = read_key(&mut rest)?;
         for _ in 0..versions {
@@ -169,7 +130,17 @@ pub(crate) fn value_spans<'a>(
             }
         }
     }
-    Ok(())
+    Ok(encoded.len() - rest.len())
+}
+
+/// [`value_spans_from`] over every key of the index.
+#[cfg(test)]
+pub(crate) fn value_spans<'a>(
+    encoded: &'a [u8],
+    f: impl FnMut(&'a [u8], Revision, Range<usize>),
+) -> Result<(), postcard::Error> {
+    let (offset, keys) = key_index_at(encoded)?;
+    value_spans_from(encoded, offset, keys, f).map(|_| ())
 }
 
 /// The versioned snapshot in `data`, its values slices of `data`.
@@ -237,7 +208,7 @@ pub(crate) struct Decoded {
 
 /// The state `data` encodes. Values are slices of `data`, which stays allocated while any of
 /// them is retained (the driver then shares them with its stored copy, see
-/// `Mvcc::share_values`); keys are copied.
+/// `ValueSharing`); keys are copied.
 pub(crate) fn decode(data: &Bytes) -> Result<Decoded, SnapshotDecodeError> {
     let (state, members, alarms) = match decode_versioned(data) {
         Ok(parts) => parts,
@@ -298,8 +269,45 @@ fn from_legacy(legacy: Legacy) -> State {
     }
 }
 
+/// The format as serde derives it from the types (`SnapshotEncoder` writes it piece by
+/// piece): the oracle the encoder's output is checked against, and the writer of `V1`.
+#[cfg(test)]
+pub(crate) mod serde_format {
+    use super::*;
+    use crate::kv::KvStore;
+
+    #[derive(Serialize)]
+    pub(crate) enum SnapshotRef<'a> {
+        V1(StateRef<'a>),
+        V2(StateRef<'a>, &'a MemberRegistry, Vec<AlarmMember>),
+    }
+
+    #[derive(Serialize)]
+    pub(crate) struct StateRef<'a> {
+        pub revision: i64,
+        pub compact_revision: i64,
+        pub keys: &'a BTreeMap<Bytes, KeyHistory>,
+        pub leases: Vec<LeaseTtl>,
+        pub next_lease_id: i64,
+    }
+
+    /// `store`'s snapshot as serde writes it.
+    pub(crate) fn encode(store: &KvStore) -> Vec<u8> {
+        let mvcc = store.mvcc();
+        let state = StateRef {
+            revision: mvcc.revision(),
+            compact_revision: mvcc.compact_revision(),
+            keys: mvcc.keys(),
+            leases: store.leases(),
+            next_lease_id: store.next_lease_id(),
+        };
+        postcard::to_stdvec(&SnapshotRef::V2(state, store.members(), store.alarms())).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::serde_format::{SnapshotRef, StateRef};
     use super::*;
     use crate::kv::{Command, DeleteRangeRequest, KvStore, PutRequest};
 

@@ -10,8 +10,10 @@ use super::history::{HistoryBatch, HistoryRequest};
 use super::lease_table::{LeaseInfo, LeaseTable, LeaseTtl};
 use super::mvcc::{Mvcc, SharedValues};
 use super::range::{RangeRequest, RangeResponse};
+use super::snapshot_encoder::SnapshotEncoder;
 use super::txn::{self, TxnRequest, TxnResponse};
 use super::validate::{validate, validate_txn};
+use super::value_sharing::ValueSharing;
 use super::write::WriteTxn;
 use super::{
     snapshot, Applied, Command, CommandResult, KeyValue, KvError, KvLimits, SnapshotDecodeError,
@@ -125,6 +127,15 @@ impl KvStore {
     /// Every lease, by id (etcd's `LeaseLeases`; also what a new leader's lessor starts from).
     pub fn leases(&self) -> Vec<LeaseTtl> {
         self.leases.records().collect()
+    }
+
+    /// The id a lease granted with id 0 gets next.
+    pub(crate) fn next_lease_id(&self) -> i64 {
+        self.leases.next_id()
+    }
+
+    pub(crate) fn mvcc(&self) -> &Mvcc {
+        &self.mvcc
     }
 
     /// The member registry (etcd's membership store), replicated with the keyspace.
@@ -272,18 +283,21 @@ impl KvStore {
 
     /// The whole state (history since the compaction point, leases, member registry, alarms),
     /// deterministically encoded.
+    /// [`SnapshotEncoder`] encodes it in slices, while the store goes on taking writes.
     pub fn snapshot(&self) -> Bytes {
-        snapshot::encode(&self.mvcc, &self.leases, &self.members, &self.alarms)
+        SnapshotEncoder::encode_now(self)
     }
 
     /// Points the values of versions that `encoded` (a [`KvStore::snapshot`] of this store,
     /// taken at any earlier point) holds into `stored`, a copy of `encoded` as the driver
     /// stored it (e.g. the snapshot file, memory-mapped), so the store stops holding them on
-    /// the heap. Only values with equal bytes are replaced, compared against `encoded`
-    /// (so `stored` is not read); nothing else changes. The driver calls this once its
-    /// storage hands the snapshot back.
-    pub fn share_values(&mut self, encoded: &[u8], stored: &Bytes) -> SharedValues {
-        self.mvcc.share_values(encoded, stored)
+    /// the heap: [`ValueSharing`] in one go.
+    pub fn share_values(&mut self, encoded: &Bytes, stored: &Bytes) -> SharedValues {
+        ValueSharing::new(encoded.clone(), stored.clone()).run(self)
+    }
+
+    pub(crate) fn mvcc_mut(&mut self) -> &mut Mvcc {
+        &mut self.mvcc
     }
 
     /// The store a [`KvStore::snapshot`] was taken of (empty data: a fresh store), with the
