@@ -61,3 +61,13 @@ fn append_resp_without_term_check_is_caught() {
     // it leads again in a later term, while that follower is down or cut off.
     caught(Mutation::AppendRespWithoutTermCheck, "stale-replays");
 }
+
+#[test]
+fn snapshot_slices_seeing_later_writes_is_caught() {
+    // Members snapshot every 64 entries a slice of keys at a time, and restart from those
+    // snapshots or install them from the leader.
+    caught(
+        Mutation::SnapshotSlicesSeeLaterWrites,
+        "crash-restart-storm",
+    );
+}

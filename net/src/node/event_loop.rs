@@ -23,8 +23,8 @@ use super::leases::Leases;
 use super::maintenance::Maintenance;
 use super::members::{MemberList, Membership};
 use super::raft_view::RaftView;
+use super::snapshots::Snapshotting;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
-use super::stored_snapshot::adopt_stored_snapshot;
 use super::watches::Watches;
 
 /// Sends Raft messages to peers. Must never block: a transport drops what it cannot queue
@@ -40,6 +40,13 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// Take a state-machine snapshot after this many entries applied since the last one.
     pub snapshot_every_entries: u64,
+    /// Keys a snapshot's encoding, or the sharing of its values with the stored copy, walks
+    /// per turn of the loop (between them the loop serves everything else).
+    pub snapshot_slice_keys: usize,
+    /// How long the loop waits, with nothing else to do, before the next slice (zero: it
+    /// only yields to the runtime's other tasks). The simulator spreads snapshots out over
+    /// time with it, so that writes and faults land between slices.
+    pub snapshot_slice_pause: Duration,
     /// Entries kept in the log behind a snapshot, so slightly slow followers catch up from
     /// the log instead of a snapshot.
     pub catch_up_entries: u64,
@@ -66,6 +73,8 @@ impl NodeConfig {
             cluster_id,
             request_timeout: Duration::from_secs(5),
             snapshot_every_entries: 10_000,
+            snapshot_slice_keys: 2048,
+            snapshot_slice_pause: Duration::ZERO,
             catch_up_entries: 5_000,
             client_queue_max: 4096,
             pending_writes_max: 64 * 1024,
@@ -176,7 +185,7 @@ impl ReadOp {
 
 /// The event loop of one member. Build it with `NodeLoop::new`, then `run` it.
 pub struct NodeLoop<P: PeerSender, C: Clock> {
-    cfg: NodeConfig,
+    pub(super) cfg: NodeConfig,
     pub(super) raft: Raft,
     pub(super) kv: KvStore,
     /// Highest index applied to `kv`.
@@ -185,7 +194,7 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) applied_term: Term,
     peers: P,
     clock: C,
-    storage: StorageIo,
+    pub(super) storage: StorageIo,
     inbound: mpsc::Receiver<Message>,
     requests: mpsc::Receiver<ClientRequest>,
     pub(super) ticks: u64,
@@ -202,10 +211,12 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     reads_confirming: BTreeMap<ReadId, Vec<PendingRead>>,
     reads_applying: BTreeMap<Index, Vec<PendingRead>>,
     reads_retry: Vec<PendingRead>,
-    snapshot_in_progress: bool,
-    last_snapshot_index: Index,
+    /// A snapshot is with storage, being saved.
+    pub(super) snapshot_in_progress: bool,
+    pub(super) last_snapshot_index: Index,
     snapshots_installed: u64,
-    shared_value_bytes: u64,
+    pub(super) shared_value_bytes: u64,
+    pub(super) snapshotting: Snapshotting,
     /// Counters for [`NodeStatus`] (metrics).
     proposals_failed: u64,
     leader_changes: u64,
@@ -220,6 +231,15 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     /// Term and leader as last published to handles.
     view: RaftView,
     observer: Option<Observer>,
+}
+
+/// Waits `pause` before the next snapshot slice; zero only lets the runtime's other tasks run.
+async fn slice_pause(pause: Duration) {
+    if pause.is_zero() {
+        tokio::task::yield_now().await
+    } else {
+        tokio::time::sleep(pause).await
+    }
 }
 
 /// How many queued inputs of one kind the loop takes before looking at the others.
@@ -295,6 +315,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             last_snapshot_index,
             snapshots_installed: 0,
             shared_value_bytes: 0,
+            snapshotting: Snapshotting::default(),
             proposals_failed: 0,
             leader_changes: 0,
             failed: None,
@@ -350,6 +371,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 // first, so the tasks reading watch streams (and everything else on this
                 // runtime thread) run between batches.
                 _ = tokio::task::yield_now(), if self.watches.busy() => {}
+                // Lowest too: the next slice of a snapshot's encoding or value sharing.
+                _ = slice_pause(self.cfg.snapshot_slice_pause), if self.snapshotting.busy() => {}
             }
             self.drive();
         }
@@ -774,22 +797,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 }
                 self.defrag_snapshot_saved();
             }
-            StorageDone::SnapshotStored { index, data } => {
-                let started = tokio::time::Instant::now();
-                if let Some(shared) =
-                    adopt_stored_snapshot(&mut self.raft, &mut self.kv, index, data)
-                {
-                    self.shared_value_bytes = shared.bytes;
-                    tracing::info!(
-                        index,
-                        versions = shared.versions,
-                        bytes = shared.bytes,
-                        complete = shared.complete,
-                        share_ms = started.elapsed().as_millis() as u64,
-                        "values shared with the stored snapshot"
-                    );
-                }
-            }
+            StorageDone::SnapshotStored { index, data } => self.snapshot_stored(index, data),
             StorageDone::Failed(f) => {
                 let alarm = f.no_space.then_some(sextant_core::kv::AlarmKind::NoSpace);
                 self.fail_with(f.message, alarm)
@@ -800,7 +808,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// The disk failed: stop taking part (no ticks, no messages) so the rest of the cluster
     /// carries on without us, and refuse writes. Nothing acknowledged is lost: acknowledgements
     /// only ever follow durable writes.
-    fn fail(&mut self, why: String) {
+    pub(super) fn fail(&mut self, why: String) {
         self.fail_with(why, None)
     }
 
@@ -846,7 +854,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.serve_applied_reads();
         self.serve_lease_queries();
         self.watches.pump(&self.kv);
-        self.maybe_snapshot();
+        self.snapshot_step();
         self.publish_membership();
         self.log_role_change();
         if let Some(observe) = &mut self.observer {
@@ -899,6 +907,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                         "installed a snapshot from the leader"
                     );
                     self.kv = kv;
+                    self.snapshotting.state_replaced();
                     self.kv.set_limits(self.cfg.limits.clone());
                     self.kv_applied = snap.meta.index;
                     self.applied_term = snap.meta.term;
@@ -961,43 +970,5 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             result: applied.result,
         });
         let _ = w.reply.send(out.map_err(ClientError::from));
-    }
-
-    /// Snapshots the state machine every `snapshot_every_entries` applied entries.
-    fn maybe_snapshot(&mut self) {
-        let due = self.kv_applied >= self.last_snapshot_index + self.cfg.snapshot_every_entries
-            || (self.maintenance.wants_snapshot() && self.kv_applied > self.last_snapshot_index);
-        if self.snapshot_in_progress || !due {
-            return;
-        }
-        let index = self.kv_applied;
-        let started = tokio::time::Instant::now();
-        let data = self.kv.snapshot();
-        tracing::info!(
-            index,
-            bytes = data.len(),
-            encode_ms = started.elapsed().as_millis() as u64,
-            "state machine snapshot taken"
-        );
-        if let Err(e) = self.raft.snapshot_taken(index, data) {
-            tracing::warn!(index, error = %e, "snapshot not taken");
-            return;
-        }
-        let snapshot = self.raft.latest_snapshot().cloned().expect("just taken");
-        let compact_to = index.saturating_sub(self.cfg.catch_up_entries);
-        if self
-            .storage
-            .ops
-            .send(StorageOp::SaveSnapshot {
-                snapshot,
-                compact_to,
-            })
-            .is_err()
-        {
-            self.fail("storage worker stopped".into());
-            return;
-        }
-        self.snapshot_in_progress = true;
-        self.defrag_snapshot_started();
     }
 }

@@ -16,7 +16,9 @@
 //! (`compaction`), membership (`members`: etcd's member changes at the leader, the member
 //! list, noticing this member's removal) and maintenance (`maintenance`: state snapshots and
 //! hashes for the `Maintenance` service, defragmentation, alarms a failed member raises about
-//! itself). Every client write passes the member's `KvLimits` before it is proposed.
+//! itself). The state machine's own snapshots (`snapshots`) are encoded, and their values
+//! shared with the stored copy, a slice of keys per turn of the loop, between everything else.
+//! Every client write passes the member's `KvLimits` before it is proposed.
 //! Time for all of them is `ticks * tick interval`, never the wall clock.
 //!
 //! It is generic over how messages reach peers (`PeerSender`), how the disk is driven
@@ -32,6 +34,7 @@ mod leases;
 mod maintenance;
 mod members;
 mod raft_view;
+mod snapshots;
 mod storage_io;
 #[cfg(not(madsim))]
 mod storage_worker;

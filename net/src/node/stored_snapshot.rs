@@ -4,21 +4,17 @@
 //! reaches storage: taken by the loop, installed from the leader, found on restart.
 
 use bytes::Bytes;
-use sextant_core::kv::{KvStore, SharedValues};
+use sextant_core::kv::ValueSharing;
 use sextant_core::{Index, Raft};
 
-/// `stored` is the core's latest snapshot, at `index`, as the storage holds it. Returns what
-/// the state machine shared with it; `None` (nothing changed) unless that snapshot is the
-/// core's latest (an older one read back is just dropped).
-pub fn adopt_stored_snapshot(
-    raft: &mut Raft,
-    kv: &mut KvStore,
-    index: Index,
-    stored: Bytes,
-) -> Option<SharedValues> {
+/// `stored` is the core's latest snapshot, at `index`, as the storage holds it: the core keeps
+/// it instead of its own copy. Returns the walk that moves the state machine's values onto it
+/// (run it in one go, or a slice at a time between other work); `None` (nothing changed)
+/// unless that snapshot is the core's latest (an older one read back is just dropped).
+pub fn adopt_stored_snapshot(raft: &mut Raft, index: Index, stored: Bytes) -> Option<ValueSharing> {
     let held = raft.latest_snapshot()?.data.clone();
     if !raft.snapshot_stored(index, stored.clone()) {
         return None;
     }
-    Some(kv.share_values(&held, &stored))
+    Some(ValueSharing::new(held, stored))
 }

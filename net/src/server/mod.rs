@@ -291,8 +291,8 @@ impl Server {
             // core keeps for lagging followers, move to the file mapped into memory, and the
             // buffer read is freed: no heap copies.
             let shared_bytes = mapped
-                .and_then(|m| adopt_stored_snapshot(&mut raft, &mut kv, applied, m))
-                .map_or(0, |s| s.bytes);
+                .and_then(|m| adopt_stored_snapshot(&mut raft, applied, m))
+                .map_or(0, |walk| walk.run(&mut kv).bytes);
             tracing::info!(
                 member = me,
                 applied,

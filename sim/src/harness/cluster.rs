@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle as SimNodeHandle};
-use sextant_core::kv::KvStore;
+use sextant_core::kv::{AutoCompactionMode, KvStore};
 use sextant_core::{Config, NodeId, Raft, ReadMode};
 use sextant_net::node::{adopt_stored_snapshot, NodeConfig, NodeHandle, NodeLoop};
 
@@ -31,11 +31,19 @@ pub struct ClusterSpec {
     /// Clock drift (in ticks per election timeout) the lease tolerates.
     pub lease_drift_ticks: u32,
     pub snapshot_every: u64,
+    /// Keys per slice of a snapshot's encoding and value sharing, and the pause between
+    /// slices: small slices spread over time, so the workloads' few keys still take many
+    /// turns of the loop, with writes, installs, compactions and crashes landing between
+    /// slices (without a pause, every slice would run at the same simulated instant).
+    pub snapshot_slice_keys: usize,
+    pub snapshot_slice_pause: Duration,
     pub fsync_micros: (u64, u64),
     pub request_timeout: Duration,
     /// The longest message delay the nemesis's delay fault may choose.
     pub delay_ms_max: u32,
     pub clock_mode: ClockMode,
+    /// etcd's auto-compaction, on every member (only the leader's proposes).
+    pub auto_compaction: Option<AutoCompactionMode>,
     /// Adjusts every member's node configuration after the harness has set its own fields
     /// (lessor intervals, auto-compaction, watch limits, …).
     pub tune_node: fn(&mut NodeConfig),
@@ -61,10 +69,13 @@ impl Default for ClusterSpec {
             lease_reads: false,
             lease_drift_ticks: 2,
             snapshot_every: 64,
+            snapshot_slice_keys: 1,
+            snapshot_slice_pause: Duration::from_millis(5),
             fsync_micros: (100, 2_000),
             request_timeout: Duration::from_millis(1_000),
             delay_ms_max: 200,
             clock_mode: ClockMode::Unbounded,
+            auto_compaction: None,
             tune_node: |_| {},
         }
     }
@@ -404,7 +415,9 @@ async fn boot(
             Ok(mut kv) => {
                 // As a real member does: the core and the values use the disk's copy.
                 if let Some(stored) = disk.lock().expect("disk").stored_snapshot(&s.meta) {
-                    adopt_stored_snapshot(&mut raft, &mut kv, s.meta.index, stored);
+                    if let Some(walk) = adopt_stored_snapshot(&mut raft, s.meta.index, stored) {
+                        walk.run(&mut kv);
+                    }
                 }
                 (kv, s.meta.index)
             }
@@ -436,6 +449,9 @@ async fn boot(
     node_cfg.request_timeout = spec.request_timeout;
     node_cfg.snapshot_every_entries = spec.snapshot_every;
     node_cfg.catch_up_entries = spec.snapshot_every / 2;
+    node_cfg.snapshot_slice_keys = spec.snapshot_slice_keys;
+    node_cfg.snapshot_slice_pause = spec.snapshot_slice_pause;
+    node_cfg.auto_compaction = spec.auto_compaction;
     (spec.tune_node)(&mut node_cfg);
     let clock = SkewedClock::new(spec.tick, clock);
     let (mut node, handle) = NodeLoop::new(

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sextant_core::kv::{Command, PutRequest, RangeRequest};
+use sextant_core::kv::{AutoCompactionMode, Command, PutRequest, RangeRequest};
 
 use super::cluster::{ClusterSpec, SimCluster};
 use super::nemesis::{self, FaultLog};
@@ -181,6 +181,9 @@ async fn simulate(s: Scenario) -> Raw {
         fsync_micros: s.fsync_micros,
         delay_ms_max: s.delay_ms_max,
         clock_mode: s.clock_mode,
+        auto_compaction: s
+            .auto_compaction_ms
+            .map(|retention_ms| AutoCompactionMode::Periodic { retention_ms }),
         ..ClusterSpec::default()
     };
     let cluster = Arc::new(Mutex::new(SimCluster::start(spec)));

@@ -110,6 +110,10 @@ pub struct Scenario {
     /// Swarm: keep each fault kind with this probability per seed (1.0 keeps all).
     #[serde(default = "default_keep")]
     pub swarm_keep: f64,
+    /// etcd's periodic auto-compaction with this retention (simulated ms); none by default.
+    /// Compactions then land during snapshots, restarts and installs.
+    #[serde(default)]
+    pub auto_compaction_ms: Option<u64>,
     #[serde(default)]
     pub faults: FaultRates,
 }
