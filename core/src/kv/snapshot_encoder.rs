@@ -106,11 +106,6 @@ impl SnapshotEncoder {
         }
     }
 
-    /// The revision the snapshot is of.
-    pub fn revision(&self) -> i64 {
-        self.revision
-    }
-
     /// Encodes up to `keys_max` more keys of `store` (at least one). Returns the snapshot once
     /// both passes are through, `None` while work remains.
     pub fn step(

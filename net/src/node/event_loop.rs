@@ -630,14 +630,6 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.peers.send(m);
     }
 
-    pub(super) fn snapshot_in_progress(&self) -> bool {
-        self.snapshot_in_progress
-    }
-
-    pub(super) fn snapshot_index(&self) -> Index {
-        self.last_snapshot_index
-    }
-
     fn next_request_id(&mut self) -> RequestId {
         self.request_seq += 1;
         RequestId {

@@ -104,7 +104,8 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             MaintenanceRequest::Defragment { reply } => {
                 if let Some(f) = &self.failed {
                     let _ = reply.send(Err(ClientError::StorageFailed(f.clone())));
-                } else if !self.snapshot_in_progress() && self.kv_applied == self.snapshot_index() {
+                } else if !self.snapshot_in_progress && self.kv_applied == self.last_snapshot_index
+                {
                     // Nothing applied since the last snapshot: the log behind it is already
                     // compacted.
                     let _ = reply.send(Ok(header));
