@@ -1,22 +1,16 @@
 //! A member whose disk fills up stops accepting writes with a clear error, and loses nothing it
 //! acknowledged: the node loop over real file storage with an injected disk-full fault.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use bytes::Bytes;
+use common::SingleNode;
 use sextant_core::kv::{Command, PutRequest};
-use sextant_core::{Config, EntryPayload, Message, Raft};
-use sextant_net::node::{
-    spawn_storage_thread, ClientError, IntervalClock, LogCommand, NodeConfig, NodeLoop, PeerSender,
-};
+use sextant_core::EntryPayload;
+use sextant_net::node::{ClientError, LogCommand, NodeConfig};
 use sextant_net::storage::{FaultInjector, FileStorage, StorageOptions};
-
-struct NoPeers;
-
-impl PeerSender for NoPeers {
-    fn send(&self, _msg: Message) {}
-}
 
 fn put(key: &str) -> Command {
     Command::Put(PutRequest {
@@ -35,25 +29,8 @@ async fn disk_full_stops_writes_and_keeps_acknowledged_data() {
         ..StorageOptions::default()
     };
     let (storage, _) = FileStorage::open(dir.path(), opts).unwrap();
-    let mut cfg = Config::new(1);
-    cfg.rng_seed = 7;
-    let raft = Raft::bootstrap(cfg, &[1]).unwrap();
-    let (_inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(16);
-    let (io, storage_thread) = spawn_storage_thread(storage);
-    let (node, handle) = NodeLoop::new(
-        NodeConfig::new(99, 1),
-        raft,
-        Default::default(),
-        0,
-        NoPeers,
-        IntervalClock::new(Duration::from_millis(10)),
-        io,
-        inbound_rx,
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(node.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let node = SingleNode::start(storage, NodeConfig::new(99, 1));
+    let handle = &node.handle;
 
     let mut acked = BTreeSet::new();
     for i in 0..20 {
@@ -98,11 +75,7 @@ async fn disk_full_stops_writes_and_keeps_acknowledged_data() {
         "{status:?}"
     );
 
-    let _ = stop_tx.send(());
-    task.await.unwrap();
-    tokio::task::spawn_blocking(move || storage_thread.join().unwrap())
-        .await
-        .unwrap();
+    node.stop().await;
 
     // Reopen (the disk has room again): every acknowledged write is in the log.
     faults.heal();

@@ -4,69 +4,38 @@
 //! watchers cancelled by back-pressure; explicit and automatic compaction; request limits.
 #![cfg(not(madsim))]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::SingleNode;
 use sextant_core::kv::{AutoCompactionMode, Command, EventKind, KvError, PutRequest, RangeRequest};
 use sextant_core::watch::{WatchConfig, WatchCreateRequest, WatchId, WatchResponse};
-use sextant_core::{Config, Message, Raft};
-use sextant_net::node::{
-    spawn_storage_thread, ClientError, IntervalClock, NodeConfig, NodeHandle, NodeLoop, PeerSender,
-    WatchStream,
-};
+use sextant_net::node::{ClientError, NodeConfig, NodeHandle, WatchStream};
 use sextant_net::storage::{FileStorage, StorageOptions};
 
-struct NoPeers;
-
-impl PeerSender for NoPeers {
-    fn send(&self, _msg: Message) {}
-}
-
-const TICK: Duration = Duration::from_millis(10);
-
 struct Node {
+    member: SingleNode,
     handle: NodeHandle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Node {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+    async fn stop(self) {
+        self.member.stop().await;
     }
 }
 
 async fn start(tune: impl FnOnce(&mut NodeConfig)) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let (storage, _) = FileStorage::open(dir.path(), StorageOptions::default()).unwrap();
-    let mut cfg = Config::new(1);
-    cfg.rng_seed = 7;
-    let raft = Raft::bootstrap(cfg, &[1]).unwrap();
-    let (_inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(16);
-    let (io, _storage_thread) = spawn_storage_thread(storage);
     let mut node_cfg = NodeConfig::new(99, 1);
     tune(&mut node_cfg);
-    let (node, handle) = NodeLoop::new(
-        node_cfg,
-        raft,
-        Default::default(),
-        0,
-        NoPeers,
-        IntervalClock::new(TICK),
-        io,
-        inbound_rx,
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(node.run(async move {
-        let _ = stop_rx.await;
-        drop(_inbound_tx);
-    }));
+    let member = SingleNode::start(storage, node_cfg);
     Node {
-        handle,
-        stop: Some(stop_tx),
-        task: Some(task),
+        handle: member.handle.clone(),
+        member,
         _dir: dir,
     }
 }

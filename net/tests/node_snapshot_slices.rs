@@ -3,21 +3,16 @@
 //! pause between slices so the encoding spans many writes. The stored snapshot is the state
 //! at the index it was started at, and a restart from it plus the log recovers every write.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::SingleNode;
 use sextant_core::kv::{Command, KvStore, PutRequest};
-use sextant_core::{Config, Entry, EntryPayload, Message, Raft};
-use sextant_net::node::{
-    spawn_storage_thread, IntervalClock, LogCommand, NodeConfig, NodeHandle, NodeLoop, PeerSender,
-};
+use sextant_core::{Entry, EntryPayload};
+use sextant_net::node::{LogCommand, NodeConfig, NodeHandle};
 use sextant_net::storage::{FileStorage, StorageOptions};
-
-struct NoPeers;
-
-impl PeerSender for NoPeers {
-    fn send(&self, _msg: Message) {}
-}
 
 fn put(i: usize, round: usize) -> Command {
     Command::Put(PutRequest {
@@ -33,30 +28,13 @@ const KEYS: usize = 120;
 async fn writes_are_served_while_a_snapshot_is_encoded_in_slices() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, _) = FileStorage::open(dir.path(), StorageOptions::default()).unwrap();
-    let mut raft_cfg = Config::new(1);
-    raft_cfg.rng_seed = 7;
-    let raft = Raft::bootstrap(raft_cfg, &[1]).unwrap();
-    let (_inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(16);
-    let (io, storage_thread) = spawn_storage_thread(storage);
     let mut cfg = NodeConfig::new(99, 1);
     cfg.snapshot_every_entries = KEYS as u64;
     cfg.snapshot_slice_keys = 1;
     // Two passes over 120 keys at one key per slice: without other work, 240 pauses.
     cfg.snapshot_slice_pause = Duration::from_millis(50);
-    let (node, handle) = NodeLoop::new(
-        cfg,
-        raft,
-        Default::default(),
-        0,
-        NoPeers,
-        IntervalClock::new(Duration::from_millis(10)),
-        io,
-        inbound_rx,
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(node.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let node = SingleNode::start(storage, cfg);
+    let handle = &node.handle;
 
     for i in 0..KEYS {
         handle.write(put(i, 0)).await.unwrap();
@@ -76,13 +54,9 @@ async fn writes_are_served_while_a_snapshot_is_encoded_in_slices() {
     for i in 0..KEYS / 2 {
         last_revision = handle.write(put(i * 2, 1)).await.unwrap().header.revision;
     }
-    wait_for_snapshot(&handle).await;
+    wait_for_snapshot(handle).await;
 
-    let _ = stop_tx.send(());
-    task.await.unwrap();
-    tokio::task::spawn_blocking(move || storage_thread.join().unwrap())
-        .await
-        .unwrap();
+    node.stop().await;
 
     // The stored snapshot is the state at its index, which it was started at: before the
     // overwrites, though they were applied while it was being encoded.

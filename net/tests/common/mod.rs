@@ -102,3 +102,64 @@ pub async fn client_channel(server: &Server) -> Channel {
         .await
         .expect("client connects")
 }
+
+/// Peers that are never there: a single-member loop has none.
+pub struct NoPeers;
+
+impl sextant_net::node::PeerSender for NoPeers {
+    fn send(&self, _msg: sextant_core::Message) {}
+}
+
+/// A single-member node loop (member 1, bootstrapped alone) over `storage` on a storage thread
+/// of its own, with 10 ms ticks and no peers: the node-level tests' member.
+pub struct SingleNode {
+    pub handle: sextant_net::node::NodeHandle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    storage_thread: std::thread::JoinHandle<()>,
+}
+
+impl SingleNode {
+    /// Starts the loop (call from within a tokio runtime).
+    pub fn start(
+        storage: sextant_net::storage::FileStorage,
+        cfg: sextant_net::node::NodeConfig,
+    ) -> SingleNode {
+        let mut raft_cfg = sextant_core::Config::new(1);
+        raft_cfg.rng_seed = 7;
+        let raft = sextant_core::Raft::bootstrap(raft_cfg, &[1]).unwrap();
+        let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(16);
+        let (io, storage_thread) = sextant_net::node::spawn_storage_thread(storage);
+        let (node, handle) = sextant_net::node::NodeLoop::new(
+            cfg,
+            raft,
+            Default::default(),
+            0,
+            NoPeers,
+            sextant_net::node::IntervalClock::new(Duration::from_millis(10)),
+            io,
+            inbound_rx,
+        );
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(node.run(async move {
+            let _ = stop_rx.await;
+            drop(inbound_tx);
+        }));
+        SingleNode {
+            handle,
+            stop,
+            task,
+            storage_thread,
+        }
+    }
+
+    /// Stops the loop and waits for it and its storage thread to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+        let storage_thread = self.storage_thread;
+        tokio::task::spawn_blocking(move || storage_thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
