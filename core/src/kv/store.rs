@@ -167,7 +167,13 @@ impl KvStore {
     /// etcd's `Hash`: a CRC-32C of the whole replicated state (its snapshot encoding, a pure
     /// function of the state).
     pub fn hash(&self) -> u32 {
-        crc32c::crc32c(&self.snapshot())
+        KvStore::snapshot_hash(&self.snapshot())
+    }
+
+    /// [`KvStore::hash`] of the state `snapshot` encodes (e.g. one a [`super::SnapshotEncoder`]
+    /// finished).
+    pub fn snapshot_hash(snapshot: &[u8]) -> u32 {
+        crc32c::crc32c(snapshot)
     }
 
     /// Applies one command from the log. Refused commands change nothing (and bump no

@@ -40,8 +40,9 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// Take a state-machine snapshot after this many entries applied since the last one.
     pub snapshot_every_entries: u64,
-    /// Keys a snapshot's encoding, or the sharing of its values with the stored copy, walks
-    /// per turn of the loop (between them the loop serves everything else).
+    /// Keys a snapshot's encoding (the member's own, or one a client asked for), or the
+    /// sharing of its values with the stored copy, walks per turn of the loop (between them
+    /// the loop serves everything else).
     pub snapshot_slice_keys: usize,
     /// How long the loop waits, with nothing else to do, before the next slice (zero: it
     /// only yields to the runtime's other tasks). The simulator spreads snapshots out over
@@ -827,8 +828,9 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// Carries out every pending `Ready`.
     fn drive(&mut self) {
         if self.failed.is_some() {
-            // Watches are still served from the applied state.
+            // Watches, snapshots and hashes are still served from the applied state.
             self.watches.pump(&self.kv);
+            self.snapshot_read_step();
             return;
         }
         self.flush_reads();

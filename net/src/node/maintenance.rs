@@ -1,6 +1,6 @@
 //! Maintenance in the node loop (etcd's `Maintenance` service, member side):
 //! - point-in-time views of this member's applied state: the whole state-machine snapshot
-//!   (for `Snapshot`), `Hash` and `HashKV`;
+//!   (for `Snapshot`) and `Hash`, encoded in slices (`snapshot_reads`), and `HashKV`;
 //! - `Defragment`: take a state-machine snapshot now and compact the log behind it (what this
 //!   storage can reclaim), answering once both are durable;
 //! - raising an alarm when this member's own storage fails: NOSPACE when the disk filled,
@@ -20,6 +20,7 @@ use super::client::{ClientError, Header};
 use super::clock::Clock;
 use super::command::LogCommand;
 use super::event_loop::{NodeLoop, PeerSender};
+use super::snapshot_reads::SnapshotReader;
 
 /// This member's applied state machine, encoded ([`sextant_core::kv::KvStore::snapshot`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,15 +88,12 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         let header = self.header(self.kv.revision());
         match req {
             MaintenanceRequest::Snapshot { reply } => {
-                let _ = reply.send(StateSnapshot {
-                    header,
-                    applied_index: self.kv_applied,
-                    applied_term: self.applied_term,
-                    data: self.kv.snapshot(),
-                });
+                self.snapshotting
+                    .reads
+                    .push(SnapshotReader::Snapshot(reply));
             }
             MaintenanceRequest::Hash { reply } => {
-                let _ = reply.send((header, self.kv.hash()));
+                self.snapshotting.reads.push(SnapshotReader::Hash(reply));
             }
             MaintenanceRequest::HashKv { revision, reply } => {
                 let r = self.kv.hash_kv(revision).map(|h| (header, h));

@@ -17,7 +17,8 @@
 //! list, noticing this member's removal) and maintenance (`maintenance`: state snapshots and
 //! hashes for the `Maintenance` service, defragmentation, alarms a failed member raises about
 //! itself). The state machine's own snapshots (`snapshots`) are encoded, and their values
-//! shared with the stored copy, a slice of keys per turn of the loop, between everything else.
+//! shared with the stored copy, a slice of keys per turn of the loop, between everything else;
+//! so are the snapshots and hashes clients ask for (`snapshot_reads`).
 //! Every client write passes the member's `KvLimits` before it is proposed.
 //! Time for all of them is `ticks * tick interval`, never the wall clock.
 //!
@@ -34,6 +35,7 @@ mod leases;
 mod maintenance;
 mod members;
 mod raft_view;
+mod snapshot_reads;
 mod snapshots;
 mod storage_io;
 #[cfg(not(madsim))]

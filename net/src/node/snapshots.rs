@@ -13,6 +13,7 @@ use sextant_core::Index;
 use tokio::time::Instant;
 
 use super::event_loop::{NodeLoop, PeerSender};
+use super::snapshot_reads::SnapshotReads;
 use super::storage_io::StorageOp;
 use super::stored_snapshot::adopt_stored_snapshot;
 use super::Clock;
@@ -25,6 +26,8 @@ pub(super) struct Snapshotting {
     /// A compaction interrupted the last encoding: the next one is done in one go, so
     /// frequent compactions cannot hold snapshots off.
     next_in_one_go: bool,
+    /// Clients' snapshot and hash requests, answered from encodings of their own.
+    pub(super) reads: SnapshotReads,
 }
 
 #[derive(Debug)]
@@ -47,13 +50,15 @@ struct Sharing {
 impl Snapshotting {
     /// Whether a walk has slices left (the loop comes back for them when idle).
     pub(super) fn busy(&self) -> bool {
-        self.encoding.is_some() || self.sharing.is_some()
+        self.encoding.is_some() || self.sharing.is_some() || self.reads.busy()
     }
 
-    /// The state machine was replaced (a snapshot from the leader): both walks are moot.
+    /// The state machine was replaced (a snapshot from the leader): both walks are moot,
+    /// and clients' reads start again.
     pub(super) fn state_replaced(&mut self) {
         self.encoding = None;
         self.sharing = None;
+        self.reads.state_replaced();
     }
 }
 
@@ -62,6 +67,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// `snapshot_every_entries` applied entries (not while the last one is being saved or
     /// its values shared).
     pub(super) fn snapshot_step(&mut self) {
+        self.snapshot_read_step();
         self.share_step();
         if self.snapshotting.encoding.is_none() {
             let due = self.kv_applied >= self.last_snapshot_index + self.cfg.snapshot_every_entries

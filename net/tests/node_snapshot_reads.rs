@@ -1,0 +1,189 @@
+//! Clients' `Snapshot` and `Hash` requests are answered from an encoding walked a slice of
+//! keys per turn of the node loop, serving writes in between: one key per slice and a pause
+//! between slices, so the walk spans many writes. Each answer is the state at the revision
+//! its walk started at, after the request arrived; a request that arrives during a walk waits
+//! for the next one.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::SingleNode;
+use sextant_core::kv::{Command, KvStore, PutRequest};
+use sextant_net::node::NodeConfig;
+use sextant_net::storage::{FileStorage, StorageOptions};
+
+fn put(i: usize, round: usize) -> Command {
+    Command::Put(PutRequest {
+        key: Bytes::from(format!("k{i:03}")),
+        value: Bytes::from(format!("round {round}")),
+        ..Default::default()
+    })
+}
+
+const KEYS: usize = 60;
+
+#[tokio::test]
+async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, _) = FileStorage::open(dir.path(), StorageOptions::default()).unwrap();
+    let mut cfg = NodeConfig::new(99, 1);
+    // No snapshot of the member's own during the test.
+    cfg.snapshot_every_entries = 1_000_000;
+    cfg.snapshot_slice_keys = 1;
+    // Two passes over 60 keys at one key per slice: without other work, 120 pauses.
+    cfg.snapshot_slice_pause = Duration::from_millis(10);
+    let node = SingleNode::start(storage, cfg);
+    let handle = node.handle.clone();
+
+    let mut expected = KvStore::new();
+    for i in 0..KEYS {
+        handle.write(put(i, 0)).await.unwrap();
+        expected.apply(&put(i, 0)).unwrap();
+    }
+    let first = tokio::spawn({
+        let h = handle.clone();
+        async move { h.state_snapshot().await.unwrap() }
+    });
+    let first_hash = tokio::spawn({
+        let h = handle.clone();
+        async move { h.hash().await.unwrap() }
+    });
+    // Both requests reach the loop before the writes below.
+    tokio::task::yield_now().await;
+
+    // Overwrites are answered while the walk goes on.
+    let mut answered_during_walk = 0;
+    let mut second = None;
+    let mut last_revision_before_second = 0;
+    for i in 0..KEYS {
+        let revision = handle.write(put(i, 1)).await.unwrap().header.revision;
+        if !first.is_finished() {
+            answered_during_walk += 1;
+        }
+        if i == 3 {
+            // Arrives during the first walk: answered by the next one.
+            last_revision_before_second = revision;
+            second = Some(tokio::spawn({
+                let h = handle.clone();
+                async move { h.state_snapshot().await.unwrap() }
+            }));
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(
+        answered_during_walk >= 4,
+        "only {answered_during_walk} writes answered before the snapshot"
+    );
+
+    // The first walk started when both requests arrived: the state after the first round,
+    // none of the overwrites, though they were applied while it was encoded.
+    let first = first.await.unwrap();
+    let (hash_header, hash) = first_hash.await.unwrap();
+    let at_first = KvStore::restore(&first.data).unwrap();
+    assert_eq!(first.header.revision, expected.revision());
+    assert_eq!(at_first.revision(), expected.revision());
+    assert!(first.applied_index >= KEYS as u64, "{first:?}");
+    for i in 0..KEYS {
+        let key = format!("k{i:03}");
+        assert_eq!(
+            at_first.get(key.as_bytes()),
+            expected.get(key.as_bytes()),
+            "{key}"
+        );
+    }
+    // Both requests shared the walk.
+    assert_eq!(hash_header.revision, expected.revision());
+    assert_eq!(hash, KvStore::snapshot_hash(&first.data));
+
+    // The second request's walk started after it arrived: at least the writes answered
+    // before it, exactly as a store of our own holds them at that revision.
+    let second = second.unwrap().await.unwrap();
+    assert!(
+        second.header.revision >= last_revision_before_second,
+        "second snapshot at {}, requested after revision {last_revision_before_second}",
+        second.header.revision
+    );
+    let at_second = KvStore::restore(&second.data).unwrap();
+    assert_eq!(at_second.revision(), second.header.revision);
+    for i in 0..KEYS {
+        if expected.revision() == second.header.revision {
+            break;
+        }
+        expected.apply(&put(i, 1)).unwrap();
+    }
+    assert_eq!(expected.revision(), second.header.revision);
+    assert!(second.applied_index > first.applied_index);
+    for i in 0..KEYS {
+        let key = format!("k{i:03}");
+        assert_eq!(
+            at_second.get(key.as_bytes()),
+            expected.get(key.as_bytes()),
+            "{key}"
+        );
+    }
+
+    // With nothing written since, a hash is of the same state as a snapshot.
+    let (_, hash_now) = handle.hash().await.unwrap();
+    let now = handle.state_snapshot().await.unwrap();
+    assert_eq!(hash_now, KvStore::snapshot_hash(&now.data));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_compaction_during_the_walk_answers_with_the_state_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, _) = FileStorage::open(dir.path(), StorageOptions::default()).unwrap();
+    let mut cfg = NodeConfig::new(99, 1);
+    cfg.snapshot_every_entries = 1_000_000;
+    cfg.snapshot_slice_keys = 1;
+    cfg.snapshot_slice_pause = Duration::from_millis(10);
+    let node = SingleNode::start(storage, cfg);
+    let handle = node.handle.clone();
+    for round in 0..2 {
+        for i in 0..KEYS {
+            handle.write(put(i, round)).await.unwrap();
+        }
+    }
+    let applied_before = handle.status().await.unwrap().applied_index;
+    let snapshot = tokio::spawn({
+        let h = handle.clone();
+        async move { h.state_snapshot().await.unwrap() }
+    });
+    tokio::task::yield_now().await;
+    // Drops the first round's versions the walk is reading (two passes over 60 keys, a key
+    // per slice: far from done).
+    let compacted_at = handle
+        .write(Command::Compact {
+            revision: KEYS as i64 + 1,
+            physical: false,
+        })
+        .await
+        .unwrap()
+        .header
+        .revision;
+    let late = handle.write(put(0, 2)).await.unwrap().header.revision;
+
+    // The answer is one state, whole, and its header and index say which: after the
+    // compaction (which takes a log entry but no revision).
+    let snapshot = snapshot.await.unwrap();
+    let state = KvStore::restore(&snapshot.data).unwrap();
+    assert_eq!(state.revision(), snapshot.header.revision);
+    assert!(
+        snapshot.applied_index > applied_before,
+        "snapshot at index {}, the compaction after {applied_before}",
+        snapshot.applied_index
+    );
+    assert!(
+        (compacted_at..=late).contains(&snapshot.header.revision),
+        "snapshot at {}, compacted at {compacted_at}",
+        snapshot.header.revision
+    );
+    assert_eq!(state.compact_revision(), KEYS as i64 + 1);
+    for i in 1..KEYS {
+        let v = state.get(format!("k{i:03}").as_bytes()).unwrap().value;
+        assert_eq!(v, "round 1");
+    }
+    node.stop().await;
+}
