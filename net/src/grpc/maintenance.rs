@@ -22,7 +22,7 @@ use super::pb::etcdserverpb as pb;
 use super::pb::etcdserverpb::maintenance_server::Maintenance;
 use super::status::to_status;
 use crate::node::{ClientError, Header, NodeHandle};
-use crate::server::snapshot_file::{self, SnapshotHeader};
+use crate::server::snapshot_file::{FileChunks, SnapshotHeader};
 
 /// The etcd API version this server speaks; clients use it to pick features.
 pub const ETCD_API_VERSION: &str = "3.5.0";
@@ -160,7 +160,7 @@ impl Maintenance for MaintenanceService {
         _req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let snap = self.node.state_snapshot().await.map_err(to_status)?;
-        let payload = snapshot_file::encode_payload(
+        let chunks = FileChunks::new(
             &SnapshotHeader {
                 cluster_id: snap.header.cluster_id,
                 member_id: snap.header.member_id,
@@ -168,32 +168,20 @@ impl Maintenance for MaintenanceService {
                 applied_term: snap.applied_term,
                 revision: snap.header.revision,
             },
-            &snap.data,
+            snap.data,
+            SNAPSHOT_CHUNK_BYTES,
         );
-        let sum = snapshot_file::checksum(&payload);
         let header = convert::header(snap.header);
-        let total = payload.len();
-        let mut messages: Vec<pb::SnapshotResponse> = payload
-            .chunks(SNAPSHOT_CHUNK_BYTES)
-            .scan(0usize, |sent, chunk| {
-                *sent += chunk.len();
-                Some(pb::SnapshotResponse {
-                    header,
-                    remaining_bytes: (total - *sent) as u64,
-                    blob: chunk.to_vec(),
-                    version: String::new(),
-                })
+        // Produced as the client takes them (HTTP/2 flow control), a chunk at a time.
+        let messages = chunks.map(move |c| {
+            Ok(pb::SnapshotResponse {
+                header,
+                remaining_bytes: c.payload_remaining as u64,
+                blob: c.bytes,
+                version: String::new(),
             })
-            .collect();
-        messages.push(pb::SnapshotResponse {
-            header,
-            remaining_bytes: 0,
-            blob: sum.to_vec(),
-            version: String::new(),
         });
-        Ok(Response::new(
-            futures::stream::iter(messages.into_iter().map(Ok)).boxed(),
-        ))
+        Ok(Response::new(futures::stream::iter(messages).boxed()))
     }
 
     async fn move_leader(

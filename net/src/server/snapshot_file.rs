@@ -46,18 +46,94 @@ pub enum SnapshotFileError {
     Malformed(String),
 }
 
-/// The payload (without the checksum) for `state` taken at `header`.
+/// The payload (without the checksum) for `state` taken at `header`, in one allocation.
 pub fn encode_payload(header: &SnapshotHeader, state: &[u8]) -> Vec<u8> {
-    let head = postcard::to_stdvec(header).expect("in-memory encoding cannot fail");
-    let mut out = Vec::with_capacity(MAGIC.len() + 20 + head.len() + state.len() + BLOCK_BYTES);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
-    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
-    out.extend_from_slice(state);
-    out.resize(out.len().div_ceil(BLOCK_BYTES) * BLOCK_BYTES, 0);
-    out
+    let (head, padding) = payload_frame(header, state.len());
+    [&head[..], state, &padding[..]].concat()
+}
+
+/// What goes before and after the state in the payload: magic, format, header and state
+/// length; then the zero padding to whole blocks.
+fn payload_frame(header: &SnapshotHeader, state_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let encoded = postcard::to_stdvec(header).expect("in-memory encoding cannot fail");
+    let mut head = Vec::with_capacity(MAGIC.len() + 20 + encoded.len());
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
+    head.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+    head.extend_from_slice(&encoded);
+    head.extend_from_slice(&(state_len as u64).to_le_bytes());
+    let payload = head.len() + state_len;
+    let padding = vec![0; payload.div_ceil(BLOCK_BYTES) * BLOCK_BYTES - payload];
+    (head, padding)
+}
+
+/// A snapshot file produced a chunk at a time, hashed as it goes: the payload in chunks of at
+/// most `chunk_bytes`, then the checksum as the last chunk. Streaming a state of hundreds of
+/// megabytes this way neither copies it whole nor hashes it in one go.
+pub struct FileChunks {
+    /// Head, state and padding: the payload.
+    parts: [Bytes; 3],
+    part: usize,
+    offset: usize,
+    chunk_bytes: usize,
+    payload_remaining: usize,
+    /// `None` once the checksum went out.
+    hasher: Option<Sha256>,
+}
+
+/// One chunk of a snapshot file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileChunk {
+    pub bytes: Vec<u8>,
+    /// Payload bytes after this chunk (zero for the last payload chunk and the checksum).
+    pub payload_remaining: usize,
+}
+
+impl FileChunks {
+    pub fn new(header: &SnapshotHeader, state: Bytes, chunk_bytes: usize) -> FileChunks {
+        let (head, padding) = payload_frame(header, state.len());
+        let payload_remaining = head.len() + state.len() + padding.len();
+        FileChunks {
+            parts: [head.into(), state, padding.into()],
+            part: 0,
+            offset: 0,
+            chunk_bytes: chunk_bytes.max(1),
+            payload_remaining,
+            hasher: Some(Sha256::new()),
+        }
+    }
+}
+
+impl Iterator for FileChunks {
+    type Item = FileChunk;
+
+    fn next(&mut self) -> Option<FileChunk> {
+        let hasher = self.hasher.as_mut()?;
+        if self.payload_remaining == 0 {
+            let sum: [u8; CHECKSUM_BYTES] = self.hasher.take().expect("checked").finalize().into();
+            return Some(FileChunk {
+                bytes: sum.to_vec(),
+                payload_remaining: 0,
+            });
+        }
+        let mut bytes = Vec::with_capacity(self.chunk_bytes.min(self.payload_remaining));
+        while bytes.len() < self.chunk_bytes && self.part < self.parts.len() {
+            let part = &self.parts[self.part][self.offset..];
+            let n = part.len().min(self.chunk_bytes - bytes.len());
+            bytes.extend_from_slice(&part[..n]);
+            self.offset += n;
+            if self.offset == self.parts[self.part].len() {
+                self.part += 1;
+                self.offset = 0;
+            }
+        }
+        hasher.update(&bytes);
+        self.payload_remaining -= bytes.len();
+        Some(FileChunk {
+            bytes,
+            payload_remaining: self.payload_remaining,
+        })
+    }
 }
 
 /// The SHA-256 trailer of `payload`.
@@ -126,6 +202,38 @@ mod tests {
         let sum = checksum(&f);
         f.extend_from_slice(&sum);
         f
+    }
+
+    #[test]
+    fn chunks_make_the_same_file() {
+        let header = SnapshotHeader {
+            cluster_id: 1,
+            member_id: 2,
+            applied_index: 3,
+            applied_term: 4,
+            revision: 5,
+        };
+        for state_len in [0, 1, 400, 511, 512, 3000] {
+            let state: Vec<u8> = (0..state_len).map(|i| (i % 251) as u8).collect();
+            let whole = file(&state);
+            for chunk_bytes in [1, 7, 64, 512, 100_000] {
+                let chunks: Vec<FileChunk> =
+                    FileChunks::new(&header, Bytes::from(state.clone()), chunk_bytes).collect();
+                let payload = whole.len() - CHECKSUM_BYTES;
+                let mut sent = 0;
+                for c in &chunks[..chunks.len() - 1] {
+                    assert!(!c.bytes.is_empty() && c.bytes.len() <= chunk_bytes);
+                    sent += c.bytes.len();
+                    assert_eq!(c.payload_remaining, payload - sent);
+                }
+                assert_eq!(chunks.last().unwrap().bytes.len(), CHECKSUM_BYTES);
+                let joined: Vec<u8> = chunks.into_iter().flat_map(|c| c.bytes).collect();
+                assert_eq!(
+                    joined, whole,
+                    "{state_len} bytes of state in chunks of {chunk_bytes}"
+                );
+            }
+        }
     }
 
     #[test]
