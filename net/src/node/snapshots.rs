@@ -70,7 +70,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         self.snapshot_read_step();
         self.share_step();
         if self.snapshotting.encoding.is_none() {
-            let due = self.kv_applied >= self.last_snapshot_index + self.cfg.snapshot_every_entries
+            let due = self.kv_applied >= self.next_snapshot_due()
                 || (self.maintenance.wants_snapshot()
                     && self.kv_applied > self.last_snapshot_index);
             if self.snapshot_in_progress || self.snapshotting.sharing.is_some() || !due {
@@ -111,6 +111,20 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 self.snapshotting.next_in_one_go = in_one_go;
             }
         }
+    }
+
+    /// The applied index this member's next snapshot is due at ([`snapshot_due_at`], by its
+    /// place among the voters; a learner goes last).
+    fn next_snapshot_due(&self) -> Index {
+        let voters = &self.raft.conf_state().voters;
+        let me = self.raft.id();
+        let rank = voters.iter().take_while(|v| **v != me).count();
+        snapshot_due_at(
+            self.last_snapshot_index,
+            self.cfg.snapshot_every_entries,
+            rank as u64,
+            voters.len().max(rank + 1) as u64,
+        )
     }
 
     /// Hands a finished snapshot to the core (which serves it to followers that fall behind
@@ -176,6 +190,21 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     }
 }
 
+/// When a member snapshots: on a grid of `every` applied entries, shifted for member `rank`
+/// of `members` by `rank * every / members`, at the first point at least `every / 2` past
+/// the last snapshot (and past it). Members that all snapshotted at the same index stopped together for
+/// it; spread out, one member at a time snapshots, and the others make a quorum without it.
+/// On average still one snapshot per `every` entries (etcd's `--snapshot-count`).
+pub(super) fn snapshot_due_at(last: Index, every: u64, rank: u64, members: u64) -> Index {
+    let every = every.max(1);
+    let phase =
+        (u128::from(rank % members.max(1)) * u128::from(every) / u128::from(members.max(1))) as u64;
+    let earliest = last.saturating_add((every / 2).max(1)).max(phase);
+    // The first grid point `phase + k * every` at or after `earliest`.
+    let k = (earliest - phase).div_ceil(every);
+    phase.saturating_add(k.saturating_mul(every))
+}
+
 fn log_taken(index: Index, data: &Bytes, slices: u64, started: Instant) {
     tracing::info!(
         index,
@@ -184,4 +213,51 @@ fn log_taken(index: Index, data: &Bytes, slices: u64, started: Instant) {
         encode_ms = started.elapsed().as_millis() as u64,
         "state machine snapshot taken"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due_at;
+
+    #[test]
+    fn a_single_member_snapshots_every_so_many_entries() {
+        assert_eq!(snapshot_due_at(0, 100, 0, 1), 100);
+        assert_eq!(snapshot_due_at(100, 100, 0, 1), 200);
+        // After a snapshot off the grid (a defragmentation, an install): the next grid point
+        // at least half an interval on.
+        assert_eq!(snapshot_due_at(130, 100, 0, 1), 200);
+        assert_eq!(snapshot_due_at(160, 100, 0, 1), 300);
+        assert_eq!(snapshot_due_at(0, 1, 0, 1), 1);
+        assert_eq!(snapshot_due_at(5, 0, 0, 1), 6);
+    }
+
+    #[test]
+    fn members_snapshot_at_different_indexes_once_per_interval() {
+        let every = 90_000;
+        for members in 1..=7u64 {
+            let mut dues: Vec<Vec<u64>> = Vec::new();
+            for rank in 0..members {
+                let mut last = 0;
+                let mut mine = Vec::new();
+                for _ in 0..20 {
+                    let due = snapshot_due_at(last, every, rank, members);
+                    assert!(due >= last + every / 2 && due < last + every * 3 / 2);
+                    mine.push(due);
+                    last = due;
+                }
+                // In step: one interval apart after the first.
+                assert!(mine.windows(2).all(|w| w[1] - w[0] == every), "{mine:?}");
+                dues.push(mine);
+            }
+            // Spread evenly: no two members at the same index, `every / members` apart.
+            let mut all: Vec<u64> = dues.concat();
+            all.sort_unstable();
+            let gaps: Vec<u64> = all.windows(2).map(|w| w[1] - w[0]).collect();
+            let spread = every / members;
+            assert!(
+                gaps.iter().all(|g| *g == spread || *g == spread + 1),
+                "{members}: {gaps:?}"
+            );
+        }
+    }
 }
