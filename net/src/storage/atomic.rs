@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use super::error::{IoContext, IoFail};
 use super::io::Io;
 
+/// A large file is synced every so many bytes as it is written: the disk then never holds
+/// hundreds of megabytes of it unwritten at once, which a log's fsync meanwhile (another
+/// thread's) would queue behind.
+const SYNC_EVERY_BYTES: usize = 8 << 20;
+
 /// Suffix of the temporary files; `open` deletes any it finds.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
@@ -34,9 +39,17 @@ fn write_tmp(io: &Io, tmp: &Path, parts: &[&[u8]]) -> Result<(), IoFail> {
         .open(tmp)
         .ctx("create", tmp)?;
     let mut at = 0u64;
+    let mut unsynced = 0;
     for part in parts {
-        io.write_all_at(&file, part, at).ctx("write", tmp)?;
-        at += part.len() as u64;
+        for piece in part.chunks(SYNC_EVERY_BYTES) {
+            io.write_all_at(&file, piece, at).ctx("write", tmp)?;
+            at += piece.len() as u64;
+            unsynced += piece.len();
+            if unsynced >= SYNC_EVERY_BYTES {
+                io.sync_data(&file).ctx("fdatasync", tmp)?;
+                unsynced = 0;
+            }
+        }
     }
     io.sync_all(&file).ctx("fsync", tmp)
 }
