@@ -41,6 +41,7 @@ mod limits;
 mod mvcc;
 mod range;
 mod revision;
+mod revision_log;
 mod snapshot;
 mod snapshot_encoder;
 mod store;

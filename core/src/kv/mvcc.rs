@@ -6,27 +6,21 @@
 //! in revision order (so it can be rebuilt from the index when a snapshot is restored).
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::mem::size_of;
 use std::ops::Bound;
 
 use bytes::Bytes;
 
 use super::key_history::{KeyHistory, Version};
+use super::revision_log::{LogEntry, RevisionLog};
 use super::snapshot;
 use super::{KeyValue, KvError, Revision};
-
-/// One entry of the revision log: `key` changed at `rev`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LogEntry {
-    pub rev: Revision,
-    pub key: Bytes,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Mvcc {
     keys: BTreeMap<Bytes, KeyHistory>,
-    log: VecDeque<LogEntry>,
+    log: RevisionLog,
     /// The revision of the last write (etcd starts a fresh store at 1).
     revision: i64,
     /// Reads below this revision fail; -1 before the first compaction (etcd's
@@ -42,7 +36,7 @@ impl Default for Mvcc {
     fn default() -> Self {
         Mvcc {
             keys: BTreeMap::new(),
-            log: VecDeque::new(),
+            log: RevisionLog::default(),
             revision: 1,
             compact_revision: -1,
             live_keys: 0,
@@ -178,8 +172,7 @@ impl Mvcc {
     /// hold droppable versions, so the work is proportional to the history dropped.
     pub fn compact(&mut self, at: i64) {
         debug_assert!(at > self.compact_revision && at <= self.revision);
-        let end = self.log.partition_point(|e| e.rev.main <= at);
-        let touched: BTreeSet<Bytes> = self.log.range(..end).map(|e| e.key.clone()).collect();
+        let touched: BTreeSet<Bytes> = self.log.up_to(at).map(|e| e.key.clone()).collect();
         for key in &touched {
             let h = self.keys.get_mut(key).expect("logged keys are indexed");
             self.stored_bytes -= h.compact(at) as u64;
@@ -189,31 +182,16 @@ impl Mvcc {
             }
         }
         // Keep the entries at `at` whose version survived (watches may start at `at`).
-        let start = self.log.partition_point(|e| e.rev.main < at);
-        self.log.drain(..start);
-        let at_count = self.log.partition_point(|e| e.rev.main <= at);
-        let kept: Vec<LogEntry> = self
-            .log
-            .drain(..at_count)
-            .filter(|e| {
-                self.keys
-                    .get(&e.key)
-                    .is_some_and(|h| h.find(e.rev).is_some())
-            })
-            .collect();
-        for e in kept.into_iter().rev() {
-            self.log.push_front(e);
-        }
-        if self.log.capacity() > 4 * self.log.len().max(1024) {
-            self.log.shrink_to(2 * self.log.len());
-        }
+        let keys = &self.keys;
+        self.log.compact(at, |e| {
+            keys.get(&e.key).is_some_and(|h| h.find(e.rev).is_some())
+        });
         self.compact_revision = at;
     }
 
     /// The log entries with revision `>= from`, in order.
     pub fn log_from(&self, from: Revision) -> impl Iterator<Item = &LogEntry> + '_ {
-        let start = self.log.partition_point(|e| e.rev < from);
-        self.log.range(start..)
+        self.log.from(from)
     }
 
     /// Approximate heap bytes held: the index, the versions, the log, keys and values (values
@@ -231,7 +209,7 @@ impl Mvcc {
                     + h.versions().len() * SHARED_BYTES_HEADER
             })
             .sum();
-        let log = self.log.capacity() * size_of::<LogEntry>();
+        let log = self.log.heap_bytes();
         index + log + self.stored_bytes as usize
     }
 
@@ -318,7 +296,7 @@ impl Mvcc {
         log.sort_unstable_by_key(|e| e.rev);
         Ok(Mvcc {
             keys,
-            log: log.into(),
+            log: RevisionLog::from_sorted(log),
             revision,
             compact_revision,
             live_keys,
