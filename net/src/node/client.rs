@@ -460,9 +460,11 @@ impl NodeHandle {
     }
 
     /// etcd's `Hash`: a CRC-32C of this member's whole applied state.
+    /// Computed here, off the node loop, from [`NodeHandle::state_snapshot`].
     pub async fn hash(&self) -> Result<(Header, u32), ClientError> {
-        self.maintenance(|reply| super::maintenance::MaintenanceRequest::Hash { reply })
-            .await
+        let snapshot = self.state_snapshot().await?;
+        let hash = sextant_core::kv::KvStore::snapshot_hash(&snapshot.data);
+        Ok((snapshot.header, hash))
     }
 
     /// etcd's `HashKV` at `revision` (0: the current one) of this member's applied state.

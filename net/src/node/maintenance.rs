@@ -20,7 +20,6 @@ use super::client::{ClientError, Header};
 use super::clock::Clock;
 use super::command::LogCommand;
 use super::event_loop::{NodeLoop, PeerSender};
-use super::snapshot_reads::SnapshotReader;
 
 /// This member's applied state machine, encoded ([`sextant_core::kv::KvStore::snapshot`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,9 +34,6 @@ pub struct StateSnapshot {
 pub(crate) enum MaintenanceRequest {
     Snapshot {
         reply: oneshot::Sender<StateSnapshot>,
-    },
-    Hash {
-        reply: oneshot::Sender<(Header, u32)>,
     },
     HashKv {
         revision: i64,
@@ -87,14 +83,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     pub(super) fn on_maintenance(&mut self, req: MaintenanceRequest) {
         let header = self.header(self.kv.revision());
         match req {
-            MaintenanceRequest::Snapshot { reply } => {
-                self.snapshotting
-                    .reads
-                    .push(SnapshotReader::Snapshot(reply));
-            }
-            MaintenanceRequest::Hash { reply } => {
-                self.snapshotting.reads.push(SnapshotReader::Hash(reply));
-            }
+            MaintenanceRequest::Snapshot { reply } => self.snapshotting.reads.push(reply),
             MaintenanceRequest::HashKv { revision, reply } => {
                 let r = self.kv.hash_kv(revision).map(|h| (header, h));
                 let _ = reply.send(r.map_err(ClientError::from));

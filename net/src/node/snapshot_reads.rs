@@ -1,5 +1,5 @@
-//! Client reads of the whole state machine (etcd's `Maintenance.Snapshot` and `Hash`): each
-//! is answered from an encoding of this member's applied state, walked a slice of keys per
+//! Client reads of the whole state machine (etcd's `Maintenance.Snapshot`, and `Hash`, which
+//! is a checksum of the same encoding, computed by the caller): each is answered from an encoding of this member's applied state, walked a slice of keys per
 //! turn of the loop like the state machine's own snapshots (`snapshots`), so a client saving
 //! a snapshot of a million keys does not stop the member for a second. The answer is the
 //! state at the revision the walk started at, which is after the request arrived.
@@ -9,7 +9,7 @@
 //! starts share it. A compaction that interrupts a walk, or a snapshot from the leader that
 //! replaces the state machine, makes it answer from an encoding in one go of the state then.
 
-use sextant_core::kv::{KvStore, SnapshotEncoder, SnapshotInterrupted};
+use sextant_core::kv::{SnapshotEncoder, SnapshotInterrupted};
 use sextant_core::{Index, Term};
 use tokio::sync::oneshot;
 
@@ -22,11 +22,8 @@ use super::Clock;
 /// member as stopped, and may ask again).
 pub(super) const SNAPSHOT_READERS_MAX: usize = 1024;
 
-/// A request answered from the whole encoded state.
-pub(super) enum SnapshotReader {
-    Snapshot(oneshot::Sender<StateSnapshot>),
-    Hash(oneshot::Sender<(Header, u32)>),
-}
+/// A request answered with the whole encoded state.
+pub(super) type SnapshotReader = oneshot::Sender<StateSnapshot>;
 
 /// The walk in progress and the requests waiting for the next.
 #[derive(Default)]
@@ -111,22 +108,13 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         };
         let walk = self.snapshotting.reads.walk.take().expect("in progress");
         let (header, applied_index, applied_term) = walk.position;
-        let mut hash = None;
-        for reader in walk.readers {
-            match reader {
-                SnapshotReader::Snapshot(reply) => {
-                    let _ = reply.send(StateSnapshot {
-                        header,
-                        applied_index,
-                        applied_term,
-                        data: data.clone(),
-                    });
-                }
-                SnapshotReader::Hash(reply) => {
-                    let h = *hash.get_or_insert_with(|| KvStore::snapshot_hash(&data));
-                    let _ = reply.send((header, h));
-                }
-            }
+        for reply in walk.readers {
+            let _ = reply.send(StateSnapshot {
+                header,
+                applied_index,
+                applied_term,
+                data: data.clone(),
+            });
         }
     }
 }
