@@ -6,13 +6,15 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::SingleNode;
 use sextant_core::kv::{Command, KvStore, PutRequest};
-use sextant_net::node::NodeConfig;
+use sextant_net::node::{NodeConfig, NodeHandle, StateSnapshot};
 use sextant_net::storage::{FileStorage, StorageOptions};
+use tokio::task::JoinHandle;
 
 fn put(i: usize, round: usize) -> Command {
     Command::Put(PutRequest {
@@ -24,17 +26,28 @@ fn put(i: usize, round: usize) -> Command {
 
 const KEYS: usize = 60;
 
+/// A single member over file storage in `dir` that never snapshots on its own, encoding a
+/// key per slice with 10 ms pauses: two passes over 60 keys take 120 pauses without other
+/// work.
+fn start(dir: &Path) -> SingleNode {
+    let (storage, _) = FileStorage::open(dir, StorageOptions::default()).unwrap();
+    let mut cfg = NodeConfig::new(99, 1);
+    cfg.snapshot_every_entries = 1_000_000;
+    cfg.snapshot_slice_keys = 1;
+    cfg.snapshot_slice_pause = Duration::from_millis(10);
+    SingleNode::start(storage, cfg)
+}
+
+/// Asks for a snapshot from a task of its own (the request is sent when the caller yields).
+fn spawn_snapshot(handle: &NodeHandle) -> JoinHandle<StateSnapshot> {
+    let h = handle.clone();
+    tokio::spawn(async move { h.state_snapshot().await.unwrap() })
+}
+
 #[tokio::test]
 async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = FileStorage::open(dir.path(), StorageOptions::default()).unwrap();
-    let mut cfg = NodeConfig::new(99, 1);
-    // No snapshot of the member's own during the test.
-    cfg.snapshot_every_entries = 1_000_000;
-    cfg.snapshot_slice_keys = 1;
-    // Two passes over 60 keys at one key per slice: without other work, 120 pauses.
-    cfg.snapshot_slice_pause = Duration::from_millis(10);
-    let node = SingleNode::start(storage, cfg);
+    let node = start(dir.path());
     let handle = node.handle.clone();
 
     let mut expected = KvStore::new();
@@ -42,10 +55,7 @@ async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes()
         handle.write(put(i, 0)).await.unwrap();
         expected.apply(&put(i, 0)).unwrap();
     }
-    let first = tokio::spawn({
-        let h = handle.clone();
-        async move { h.state_snapshot().await.unwrap() }
-    });
+    let first = spawn_snapshot(&handle);
     let first_hash = tokio::spawn({
         let h = handle.clone();
         async move { h.hash().await.unwrap() }
@@ -65,10 +75,7 @@ async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes()
         if i == 3 {
             // Arrives during the first walk: answered by the next one.
             last_revision_before_second = revision;
-            second = Some(tokio::spawn({
-                let h = handle.clone();
-                async move { h.state_snapshot().await.unwrap() }
-            }));
+            second = Some(spawn_snapshot(&handle));
             tokio::task::yield_now().await;
         }
     }
@@ -134,12 +141,7 @@ async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes()
 #[tokio::test]
 async fn a_compaction_during_the_walk_answers_with_the_state_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = FileStorage::open(dir.path(), StorageOptions::default()).unwrap();
-    let mut cfg = NodeConfig::new(99, 1);
-    cfg.snapshot_every_entries = 1_000_000;
-    cfg.snapshot_slice_keys = 1;
-    cfg.snapshot_slice_pause = Duration::from_millis(10);
-    let node = SingleNode::start(storage, cfg);
+    let node = start(dir.path());
     let handle = node.handle.clone();
     for round in 0..2 {
         for i in 0..KEYS {
@@ -147,10 +149,7 @@ async fn a_compaction_during_the_walk_answers_with_the_state_after_it() {
         }
     }
     let applied_before = handle.status().await.unwrap().applied_index;
-    let snapshot = tokio::spawn({
-        let h = handle.clone();
-        async move { h.state_snapshot().await.unwrap() }
-    });
+    let snapshot = spawn_snapshot(&handle);
     tokio::task::yield_now().await;
     // Drops the first round's versions the walk is reading (two passes over 60 keys, a key
     // per slice: far from done).

@@ -190,15 +190,18 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], SnapshotFileError
 mod tests {
     use super::*;
 
-    fn file(state: &[u8]) -> Vec<u8> {
-        let header = SnapshotHeader {
+    fn header() -> SnapshotHeader {
+        SnapshotHeader {
             cluster_id: 1,
             member_id: 2,
             applied_index: 3,
             applied_term: 4,
             revision: 5,
-        };
-        let mut f = encode_payload(&header, state);
+        }
+    }
+
+    fn file(state: &[u8]) -> Vec<u8> {
+        let mut f = encode_payload(&header(), state);
         let sum = checksum(&f);
         f.extend_from_slice(&sum);
         f
@@ -206,13 +209,7 @@ mod tests {
 
     #[test]
     fn chunks_make_the_same_file() {
-        let header = SnapshotHeader {
-            cluster_id: 1,
-            member_id: 2,
-            applied_index: 3,
-            applied_term: 4,
-            revision: 5,
-        };
+        let header = header();
         for state_len in [0, 1, 400, 511, 512, 3000] {
             let state: Vec<u8> = (0..state_len).map(|i| (i % 251) as u8).collect();
             let whole = file(&state);
