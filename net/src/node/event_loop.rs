@@ -38,7 +38,8 @@ pub struct NodeConfig {
     pub cluster_id: u64,
     /// How long a client request may wait for a leader, replication and apply.
     pub request_timeout: Duration,
-    /// Take a state-machine snapshot after this many entries applied since the last one.
+    /// Take a state-machine snapshot every this many applied entries, on average: members
+    /// take theirs at staggered indexes (`snapshots::snapshot_due_at`).
     pub snapshot_every_entries: u64,
     /// Keys a snapshot's encoding (the member's own, or one a client asked for), or the
     /// sharing of its values with the stored copy, walks per turn of the loop (between them

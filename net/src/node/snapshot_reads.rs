@@ -1,7 +1,8 @@
-//! Client reads of the whole state machine (etcd's `Maintenance.Snapshot`, and `Hash`, which
-//! is a checksum of the same encoding, computed by the caller): each is answered from an encoding of this member's applied state, walked a slice of keys per
-//! turn of the loop like the state machine's own snapshots (`snapshots`), so a client saving
-//! a snapshot of a million keys does not stop the member for a second. The answer is the
+//! Client reads of the whole state machine (etcd's `Maintenance.Snapshot`, and `Hash`, a
+//! checksum of the same encoding that the caller computes): each is answered from an encoding
+//! of this member's applied state, walked a slice of keys per turn of the loop like the state
+//! machine's own snapshots (`snapshots`), so a client saving a snapshot of a million keys does
+//! not stop the member for a second. The answer is the
 //! state at the revision the walk started at, which is after the request arrived.
 //!
 //! Requests that arrive while a walk is in progress wait for the next one (a walk started

@@ -1,5 +1,6 @@
-//! State-machine snapshots the loop takes: every `snapshot_every_entries` applied entries it
-//! encodes the state machine, hands the snapshot to the core and to storage, and once storage
+//! State-machine snapshots the loop takes: every `snapshot_every_entries` applied entries
+//! (each member at its own offset, so members do not all snapshot at once) it encodes the
+//! state machine, hands the snapshot to the core and to storage, and once storage
 //! hands the stored copy back (e.g. the file, memory-mapped) shares the state machine's values
 //! with it. Both walks go a slice of keys per turn of the loop ([`SnapshotEncoder`],
 //! [`ValueSharing`]), so client requests, peer messages and ticks are served in between:
@@ -63,9 +64,9 @@ impl Snapshotting {
 }
 
 impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
-    /// Encodes the next slice of a snapshot in progress, or starts one every
-    /// `snapshot_every_entries` applied entries (not while the last one is being saved or
-    /// its values shared).
+    /// Encodes the next slice of a snapshot in progress, or starts one when due
+    /// ([`snapshot_due_at`]; not while the last one is being saved or its values shared);
+    /// and a slice of a client's snapshot read.
     pub(super) fn snapshot_step(&mut self) {
         self.snapshot_read_step();
         self.share_step();
@@ -191,9 +192,10 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
 }
 
 /// When a member snapshots: on a grid of `every` applied entries, shifted for member `rank`
-/// of `members` by `rank * every / members`, at the first point at least `every / 2` past
-/// the last snapshot (and past it). Members that all snapshotted at the same index stopped together for
-/// it; spread out, one member at a time snapshots, and the others make a quorum without it.
+/// of `members` by `rank * every / members`, at the first point at least `every / 2` (and
+/// at least one entry) past the last snapshot. Members that all snapshotted at the same
+/// index stopped together for it; spread out, one member at a time snapshots, and the others
+/// make a quorum without it.
 /// On average still one snapshot per `every` entries (etcd's `--snapshot-count`).
 pub(super) fn snapshot_due_at(last: Index, every: u64, rank: u64, members: u64) -> Index {
     let every = every.max(1);
