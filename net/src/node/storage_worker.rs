@@ -148,6 +148,7 @@ where
         let spawned = std::thread::Builder::new()
             .name("sextant-snapshot".into())
             .spawn(move || {
+                in_background();
                 let written = job();
                 if let Some(ops) = wake.upgrade() {
                     let _ = ops.send(StorageOp::SnapshotFileWritten);
@@ -192,5 +193,23 @@ where
             .record_snapshot(&w.snapshot)
             .map_err(|e| failed(&e))?;
         snapshot_saved(&mut self.log, &w.snapshot.meta, w.compact_to, &self.done)
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): a snapshot's file is background work,
+/// and writing hundreds of megabytes (mostly the kernel copying them into the page cache)
+/// should give way to the threads clients wait on. Linux keeps a niceness per thread.
+fn in_background() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: both calls only read the thread id and set its scheduling priority; a
+        // failure (e.g. a sandbox refusing it) leaves the priority as it was.
+        let refused = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0
+        };
+        if refused {
+            tracing::debug!("the snapshot writer keeps its priority (setpriority refused)");
+        }
     }
 }
