@@ -1,5 +1,6 @@
 //! The `sextant` binary: the server, and etcdctl's client subcommands.
 
+mod allocator;
 mod bench;
 mod client;
 mod server;
@@ -40,9 +41,6 @@ enum SnapshotCommand {
     /// Write a new member's data dir from a snapshot file (disaster recovery).
     Restore(snapshot_restore::RestoreArgs),
 }
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

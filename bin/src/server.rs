@@ -475,6 +475,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::allocator::collect_when_idle)
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
