@@ -94,6 +94,7 @@ async fn metrics_are_prometheus_text_with_etcds_names_and_move() {
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "process_open_fds",
+        "sextant_node_loop_slow_turns_total",
     ] {
         assert!(
             before
@@ -107,6 +108,14 @@ async fn metrics_are_prometheus_text_with_etcds_names_and_move() {
     assert!(value(&before, "etcd_server_leader_changes_seen_total") >= 1.0);
     assert!(value(&before, "process_resident_memory_bytes") > 0.0);
     assert!(value(&before, "etcd_disk_wal_fsync_duration_seconds") >= 1.0);
+    // One series per threshold (`value` panics on a missing sample); how many turns were
+    // slow depends on the machine, so no count is asserted.
+    for over in ["0.01", "0.1", "1"] {
+        value(
+            &before,
+            &format!("sextant_node_loop_slow_turns_total{{over={over}}}"),
+        );
+    }
 
     for i in 0..10 {
         cl.put(&format!("k{i}"), "v").await.expect("put");

@@ -12,6 +12,7 @@ use sextant_core::{
     ReadState, Ready, RoleKind, Term,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::client::{
     ClientError, ClientRequest, Header, NodeHandle, ReadOutcome, TxnReadOutcome, WriteOutcome,
@@ -25,6 +26,7 @@ use super::members::{MemberList, Membership};
 use super::raft_view::RaftView;
 use super::snapshots::Snapshotting;
 use super::storage_io::{StorageDone, StorageIo, StorageOp};
+use super::turn_timing::SlowTurns;
 use super::watches::Watches;
 
 /// Sends Raft messages to peers. Must never block: a transport drops what it cannot queue
@@ -136,6 +138,8 @@ pub struct NodeStatus {
     pub proposals_failed: u64,
     /// Times this member saw a new leader (the first one included), since it started.
     pub leader_changes: u64,
+    /// Turns of the loop that took long, since it started.
+    pub slow_turns: SlowTurns,
 }
 
 struct PendingWrite {
@@ -217,6 +221,7 @@ pub struct NodeLoop<P: PeerSender, C: Clock> {
     pub(super) snapshot_in_progress: bool,
     pub(super) last_snapshot_index: Index,
     snapshots_installed: u64,
+    slow_turns: SlowTurns,
     pub(super) shared_value_bytes: u64,
     pub(super) snapshotting: Snapshotting,
     /// Counters for [`NodeStatus`] (metrics).
@@ -241,6 +246,31 @@ async fn slice_pause(pause: Duration) {
         tokio::task::yield_now().await
     } else {
         tokio::time::sleep(pause).await
+    }
+}
+
+/// What woke the loop for a turn.
+enum Woke {
+    Storage(Option<StorageDone>),
+    Message(Message),
+    Request(ClientRequest),
+    Tick,
+    /// Watch catch-up or delivery has more to do.
+    Watches,
+    /// A snapshot walk has slices left.
+    Snapshot,
+}
+
+impl Woke {
+    fn name(&self) -> &'static str {
+        match self {
+            Woke::Storage(_) => "storage",
+            Woke::Message(_) => "peer message",
+            Woke::Request(_) => "client request",
+            Woke::Tick => "tick",
+            Woke::Watches => "watches",
+            Woke::Snapshot => "snapshot slice",
+        }
     }
 }
 
@@ -316,6 +346,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             snapshot_in_progress: false,
             last_snapshot_index,
             snapshots_installed: 0,
+            slow_turns: SlowTurns::default(),
             shared_value_bytes: 0,
             snapshotting: Snapshotting::default(),
             proposals_failed: 0,
@@ -347,38 +378,59 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         }
         self.drive();
         loop {
-            tokio::select! {
+            let woke = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                done = self.storage.done.recv() => match done {
-                    Some(done) => self.on_storage(done),
-                    None => self.fail("storage worker stopped".into()),
-                },
-                Some(m) = self.inbound.recv() => {
-                    self.on_message(m);
-                    for _ in 0..DRAIN_MAX {
-                        let Ok(m) = self.inbound.try_recv() else { break };
-                        self.on_message(m);
-                    }
-                }
-                Some(req) = self.requests.recv() => {
-                    self.on_request(req);
-                    for _ in 0..DRAIN_MAX {
-                        let Ok(req) = self.requests.try_recv() else { break };
-                        self.on_request(req);
-                    }
-                }
-                _ = self.clock.tick() => self.on_tick(),
+                done = self.storage.done.recv() => Woke::Storage(done),
+                Some(m) = self.inbound.recv() => Woke::Message(m),
+                Some(req) = self.requests.recv() => Woke::Request(req),
+                _ = self.clock.tick() => Woke::Tick,
                 // Lowest priority: more watch catch-up or delivery is ready. Yield once
                 // first, so the tasks reading watch streams (and everything else on this
                 // runtime thread) run between batches.
-                _ = tokio::task::yield_now(), if self.watches.busy() => {}
+                _ = tokio::task::yield_now(), if self.watches.busy() => Woke::Watches,
                 // Lowest too: the next slice of a snapshot's encoding or value sharing.
-                _ = slice_pause(self.cfg.snapshot_slice_pause), if self.snapshotting.busy() => {}
-            }
+                _ = slice_pause(self.cfg.snapshot_slice_pause), if self.snapshotting.busy() => {
+                    Woke::Snapshot
+                }
+            };
+            let started = Instant::now();
+            let woke_by = woke.name();
+            self.handle(woke);
             self.drive();
+            self.slow_turns
+                .record(started.elapsed(), woke_by, self.kv_applied);
         }
         tracing::info!(id = self.raft.id(), "node loop stopped");
+    }
+
+    /// Takes in what woke the loop (and more of the same kind, up to [`DRAIN_MAX`]).
+    fn handle(&mut self, woke: Woke) {
+        match woke {
+            Woke::Storage(Some(done)) => self.on_storage(done),
+            Woke::Storage(None) => self.fail("storage worker stopped".into()),
+            Woke::Message(m) => {
+                self.on_message(m);
+                for _ in 0..DRAIN_MAX {
+                    let Ok(m) = self.inbound.try_recv() else {
+                        break;
+                    };
+                    self.on_message(m);
+                }
+            }
+            Woke::Request(req) => {
+                self.on_request(req);
+                for _ in 0..DRAIN_MAX {
+                    let Ok(req) = self.requests.try_recv() else {
+                        break;
+                    };
+                    self.on_request(req);
+                }
+            }
+            Woke::Tick => self.on_tick(),
+            // `drive` does the work.
+            Woke::Watches | Woke::Snapshot => {}
+        }
     }
 
     /// Monotonic milliseconds since the loop started, in whole ticks.
@@ -421,6 +473,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             leases: self.kv.lease_count(),
             watchers: self.watches.watcher_count(),
             snapshots_installed: self.snapshots_installed,
+            slow_turns: self.slow_turns,
             shared_value_bytes: self.shared_value_bytes,
             clock_ms: self.now_ms(),
             proposals_pending: self.writes.len() + self.parked_writes.len(),

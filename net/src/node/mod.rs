@@ -41,6 +41,7 @@ mod storage_io;
 #[cfg(not(madsim))]
 mod storage_worker;
 mod stored_snapshot;
+mod turn_timing;
 mod watch_stream;
 mod watches;
 
@@ -61,4 +62,5 @@ pub use storage_io::{
 #[cfg(not(madsim))]
 pub use storage_worker::spawn_storage_thread;
 pub use stored_snapshot::adopt_stored_snapshot;
+pub use turn_timing::{SlowTurns, SLOW_TURN_THRESHOLDS};
 pub use watch_stream::{WatchReceiver, WatchSender, WatchStream};

@@ -18,7 +18,7 @@ use prometheus::{
 };
 use sextant_core::RoleKind;
 
-use crate::node::NodeStatus;
+use crate::node::{NodeStatus, SLOW_TURN_THRESHOLDS};
 use crate::transport::TransportStats;
 
 /// Every metric of one member, registered in its own registry.
@@ -44,6 +44,7 @@ pub struct Metrics {
     peer_sent_bytes: IntCounterVec,
     peer_received_bytes: IntCounterVec,
     peer_sent_failures: IntCounterVec,
+    slow_turns: IntCounterVec,
     pub(super) wal_fsync: Histogram,
     pub(super) grpc_started: IntCounterVec,
     pub(super) grpc_handled: IntCounterVec,
@@ -185,6 +186,11 @@ impl Metrics {
                 "The total number of messages to peers that could not be sent.",
                 &["To"],
             )?,
+            slow_turns: counter_vec(
+                "sextant_node_loop_slow_turns_total",
+                "Turns of the member's node loop (handling an input, then applying, replicating and answering) that took longer than `over` seconds.",
+                &["over"],
+            )?,
             grpc_started: counter_vec(
                 "grpc_server_started_total",
                 "Total number of RPCs started on the server.",
@@ -218,6 +224,10 @@ impl Metrics {
                     .set(gauge_value(s.proposals_pending as u64));
                 mirror(&self.proposals_failed, s.proposals_failed);
                 mirror(&self.snapshots_installed, s.snapshots_installed);
+                for (over, count) in SLOW_TURN_THRESHOLDS.iter().zip(s.slow_turns.over) {
+                    let label = over.as_secs_f64().to_string();
+                    mirror(&self.slow_turns.with_label_values(&[&label]), count);
+                }
                 self.term.set(gauge_value(s.term));
                 self.db_size.set(gauge_value(s.kv_bytes));
                 self.db_size_in_use.set(gauge_value(s.kv_bytes));
