@@ -11,21 +11,30 @@ use etcd_client::{
 };
 use sextant_tests::{ProcessCluster, Tuning};
 
+/// A client balanced over every member, once each member serves a read on its own (the
+/// client sends each request to any of them; one still starting refuses the connection).
 async fn connect(c: &ProcessCluster) -> Client {
     let eps: Vec<String> = c.members.iter().map(|m| m.client_url()).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut cl) = Client::connect(&eps, None).await {
-            if cl.get("probe", None).await.is_ok() {
-                return cl;
-            }
+    for ep in &eps {
+        while !serves(std::slice::from_ref(ep)).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{ep} not serving\n{}",
+                c.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cluster not serving\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Client::connect(&eps, None)
+        .await
+        .expect("connect to every member")
+}
+
+async fn serves(eps: &[String]) -> bool {
+    match Client::connect(eps, None).await {
+        Ok(mut cl) => cl.get("probe", None).await.is_ok(),
+        Err(_) => false,
     }
 }
 
