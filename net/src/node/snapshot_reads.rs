@@ -21,7 +21,7 @@ use super::Clock;
 
 /// Requests waiting for the next walk, at most; more are dropped (their callers see the
 /// member as stopped, and may ask again).
-pub(super) const SNAPSHOT_READERS_MAX: usize = 1024;
+const SNAPSHOT_READERS_MAX: usize = 1024;
 
 /// A request answered with the whole encoded state.
 pub(super) type SnapshotReader = oneshot::Sender<StateSnapshot>;
