@@ -25,6 +25,10 @@ use super::mvcc::Mvcc;
 use super::{KeyValue, Revision, SnapshotDecodeError};
 use crate::members::MemberRegistry;
 
+/// The enum tags that open a `V1` and a `V2` snapshot (postcard writes a variant's index).
+pub(super) const TAG_V1: u32 = 0;
+pub(super) const TAG_V2: u32 = 1;
+
 /// The key index from the snapshot's list: keys must be strictly increasing (out of order or
 /// repeated means a corrupt snapshot). Built in bulk: inserting a million keys one by one
 /// searches the tree from the root each time and leaves its nodes about two-thirds full;
@@ -74,8 +78,8 @@ fn take<'a, T: Deserialize<'a>>(rest: &mut &'a [u8]) -> Result<T, postcard::Erro
 /// (zigzag, so at least 2) where these have the tag 0 or 1: refused here.
 fn read_head(rest: &mut &[u8]) -> Result<(bool, i64, i64, usize), postcard::Error> {
     let v2 = match take::<u32>(rest)? {
-        0 => false,
-        1 => true,
+        TAG_V1 => false,
+        TAG_V2 => true,
         _ => return Err(postcard::Error::DeserializeBadEnum),
     };
     Ok((v2, take(rest)?, take(rest)?, take(rest)?))

@@ -21,6 +21,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::key_history::Version;
+use super::snapshot::TAG_V2;
 use super::store::KvStore;
 use crate::mutation::{self, Mutation};
 
@@ -74,20 +75,12 @@ enum Pass {
     Writing { buf: Vec<u8>, len: usize },
 }
 
-/// The snapshot format's tag for `V2` (see `snapshot.rs`).
-const FORMAT_V2: u32 = 1;
-
 impl SnapshotEncoder {
     /// Starts encoding `store` as it is now.
     pub fn new(store: &KvStore) -> SnapshotEncoder {
         let mvcc = store.mvcc();
         let key_count = mvcc.keys().len();
-        let head = (
-            FORMAT_V2,
-            mvcc.revision(),
-            mvcc.compact_revision(),
-            key_count,
-        );
+        let head = (TAG_V2, mvcc.revision(), mvcc.compact_revision(), key_count);
         let tail = (
             store.leases(),
             store.next_lease_id(),
