@@ -46,12 +46,6 @@ pub enum SnapshotFileError {
     Malformed(String),
 }
 
-/// The payload (without the checksum) for `state` taken at `header`, in one allocation.
-pub fn encode_payload(header: &SnapshotHeader, state: &[u8]) -> Vec<u8> {
-    let (head, padding) = payload_frame(header, state.len());
-    [&head[..], state, &padding[..]].concat()
-}
-
 /// What goes before and after the state in the payload: magic, format, header and state
 /// length; then the zero padding to whole blocks.
 fn payload_frame(header: &SnapshotHeader, state_len: usize) -> (Vec<u8>, Vec<u8>) {
@@ -137,7 +131,7 @@ impl Iterator for FileChunks {
 }
 
 /// The SHA-256 trailer of `payload`.
-pub fn checksum(payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
+fn checksum(payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
     Sha256::digest(payload).into()
 }
 
@@ -200,8 +194,10 @@ mod tests {
         }
     }
 
+    /// The whole file in one allocation: the oracle for [`FileChunks`].
     fn file(state: &[u8]) -> Vec<u8> {
-        let mut f = encode_payload(&header(), state);
+        let (head, padding) = payload_frame(&header(), state.len());
+        let mut f = [&head[..], state, &padding[..]].concat();
         let sum = checksum(&f);
         f.extend_from_slice(&sum);
         f
