@@ -2,21 +2,23 @@
 //! checksum of the same encoding that the caller computes): each is answered from an encoding
 //! of this member's applied state, walked a slice of keys per turn of the loop like the state
 //! machine's own snapshots (`snapshots`), so a client saving a snapshot of a million keys does
-//! not stop the member for a second. The answer is the
-//! state at the revision the walk started at, which is after the request arrived.
+//! not stop the member for a second. The answer is the state at the revision the walk started
+//! at, which is after the request arrived.
 //!
 //! Requests that arrive while a walk is in progress wait for the next one (a walk started
 //! earlier would answer with a state from before them); all requests waiting when a walk
-//! starts share it. A compaction that interrupts a walk, or a snapshot from the leader that
-//! replaces the state machine, makes it answer from an encoding in one go of the state then.
+//! starts share it. A compaction that interrupts a walk makes it answer from an encoding in
+//! one go of the state then (`snapshots::encode_slice`, as for the member's own snapshots);
+//! a snapshot from the leader that replaces the state machine starts the walk again on it.
 
-use sextant_core::kv::{SnapshotEncoder, SnapshotInterrupted};
+use sextant_core::kv::SnapshotEncoder;
 use sextant_core::{Index, Term};
 use tokio::sync::oneshot;
 
 use super::client::Header;
 use super::event_loop::{NodeLoop, PeerSender};
 use super::maintenance::StateSnapshot;
+use super::snapshots::encode_slice;
 use super::Clock;
 
 /// Requests waiting for the next walk, at most; more are dropped (their callers see the
@@ -77,37 +79,37 @@ impl SnapshotReads {
 }
 
 impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
-    /// One slice of the walk in progress, or starts one for the requests waiting.
-    pub(super) fn snapshot_read_step(&mut self) {
-        let position = (
+    /// Where the applied state stands: what a [`ReadWalk`] started now encodes.
+    fn read_position(&self) -> (Header, Index, Term) {
+        (
             self.header(self.kv.revision()),
             self.kv_applied,
             self.applied_term,
-        );
-        let reads = &mut self.snapshotting.reads;
-        if reads.walk.is_none() {
-            if reads.waiting.is_empty() {
-                return;
-            }
-            reads.walk = Some(ReadWalk {
-                position,
-                encoder: SnapshotEncoder::new(&self.kv),
-                readers: std::mem::take(&mut reads.waiting),
-            });
+        )
+    }
+
+    /// One slice of the walk in progress, or starts one for the requests waiting.
+    pub(super) fn snapshot_read_step(&mut self) {
+        if !self.snapshotting.reads.busy() {
+            return;
         }
-        let walk = reads.walk.as_mut().expect("set above");
-        let data = match walk.encoder.step(&self.kv, self.cfg.snapshot_slice_keys) {
-            Ok(None) => return,
-            Ok(Some(data)) => data,
-            Err(e) => {
-                if !matches!(e, SnapshotInterrupted::Compacted { .. }) {
-                    tracing::warn!(error = %e, "snapshot for clients encoded again in one go");
-                }
-                walk.position = position;
-                self.kv.snapshot()
-            }
+        if self.snapshotting.reads.walk.is_none() {
+            let walk = ReadWalk {
+                position: self.read_position(),
+                encoder: SnapshotEncoder::new(&self.kv),
+                readers: std::mem::take(&mut self.snapshotting.reads.waiting),
+            };
+            self.snapshotting.reads.walk = Some(walk);
+        }
+        let walk = self.snapshotting.reads.walk.as_mut().expect("set above");
+        let keys_max = self.cfg.snapshot_slice_keys;
+        let Some((data, of_now)) = encode_slice(&mut walk.encoder, &self.kv, keys_max) else {
+            return;
         };
-        let walk = self.snapshotting.reads.walk.take().expect("in progress");
+        let mut walk = self.snapshotting.reads.walk.take().expect("in progress");
+        if of_now {
+            walk.position = self.read_position();
+        }
         let (header, applied_index, applied_term) = walk.position;
         for reply in walk.readers {
             let _ = reply.send(StateSnapshot {

@@ -9,7 +9,7 @@
 //! heartbeats.
 
 use bytes::Bytes;
-use sextant_core::kv::{SnapshotEncoder, SnapshotInterrupted, ValueSharing};
+use sextant_core::kv::{KvStore, SnapshotEncoder, SnapshotInterrupted, ValueSharing};
 use sextant_core::Index;
 use tokio::time::Instant;
 
@@ -24,9 +24,6 @@ use super::Clock;
 pub(super) struct Snapshotting {
     encoding: Option<Encoding>,
     sharing: Option<Sharing>,
-    /// A compaction interrupted the last encoding: the next one is done in one go, so
-    /// frequent compactions cannot hold snapshots off.
-    next_in_one_go: bool,
     /// Clients' snapshot and hash requests, answered from encodings of their own.
     pub(super) reads: SnapshotReads,
 }
@@ -64,54 +61,44 @@ impl Snapshotting {
 }
 
 impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
-    /// Encodes the next slice of a snapshot in progress, or starts one when due
-    /// ([`snapshot_due_at`]; not while the last one is being saved or its values shared);
-    /// and a slice of a client's snapshot read.
+    /// Encodes the next slice of a snapshot in progress, or starts one when due; and a
+    /// slice of a client's snapshot read.
     pub(super) fn snapshot_step(&mut self) {
         self.snapshot_read_step();
         self.share_step();
-        if self.snapshotting.encoding.is_none() {
-            let due = self.kv_applied >= self.next_snapshot_due()
-                || (self.maintenance.wants_snapshot()
-                    && self.kv_applied > self.last_snapshot_index);
-            if self.snapshot_in_progress || self.snapshotting.sharing.is_some() || !due {
-                return;
-            }
-            let index = self.kv_applied;
-            let started = Instant::now();
-            if std::mem::take(&mut self.snapshotting.next_in_one_go) {
-                let data = self.kv.snapshot();
-                log_taken(index, &data, 1, started);
-                self.snapshot_encoded(index, data);
-                return;
-            }
+        if self.snapshotting.encoding.is_none() && !self.start_snapshot_if_due() {
+            return;
+        }
+        let enc = self.snapshotting.encoding.as_mut().expect("in progress");
+        enc.slices += 1;
+        let keys_max = self.cfg.snapshot_slice_keys;
+        let Some((data, of_now)) = encode_slice(&mut enc.encoder, &self.kv, keys_max) else {
+            return;
+        };
+        let enc = self.snapshotting.encoding.take().expect("in progress");
+        let index = if of_now { self.kv_applied } else { enc.index };
+        log_taken(index, &data, enc.slices, enc.started);
+        self.snapshot_encoded(index, data);
+    }
+
+    /// Starts encoding a snapshot if one is due ([`snapshot_due_at`], or a defragmentation
+    /// waits for one), unless the last one is still being saved or its values shared.
+    /// Whether one started.
+    fn start_snapshot_if_due(&mut self) -> bool {
+        if self.snapshot_in_progress || self.snapshotting.sharing.is_some() {
+            return false;
+        }
+        let due = self.kv_applied >= self.next_snapshot_due()
+            || (self.maintenance.wants_snapshot() && self.kv_applied > self.last_snapshot_index);
+        if due {
             self.snapshotting.encoding = Some(Encoding {
-                index,
+                index: self.kv_applied,
                 encoder: SnapshotEncoder::new(&self.kv),
                 slices: 0,
-                started,
+                started: Instant::now(),
             });
         }
-        let enc = self.snapshotting.encoding.as_mut().expect("set above");
-        enc.slices += 1;
-        match enc.encoder.step(&self.kv, self.cfg.snapshot_slice_keys) {
-            Ok(None) => {}
-            Ok(Some(data)) => {
-                let enc = self.snapshotting.encoding.take().expect("in progress");
-                log_taken(enc.index, &data, enc.slices, enc.started);
-                self.snapshot_encoded(enc.index, data);
-            }
-            Err(e) => {
-                let in_one_go = matches!(e, SnapshotInterrupted::Compacted { .. });
-                tracing::info!(
-                    index = enc.index,
-                    error = %e,
-                    "state machine snapshot started again"
-                );
-                self.snapshotting.encoding = None;
-                self.snapshotting.next_in_one_go = in_one_go;
-            }
-        }
+        due
     }
 
     /// The applied index this member's next snapshot is due at ([`snapshot_due_at`], by its
@@ -205,6 +192,30 @@ pub(super) fn snapshot_due_at(last: Index, every: u64, rank: u64, members: u64) 
     // The first grid point `phase + k * every` at or after `earliest`.
     let k = (earliest - phase).div_ceil(every);
     phase.saturating_add(k.saturating_mul(every))
+}
+
+/// One slice of `encoder`'s walk over `kv` (the same store it started on): the snapshot once
+/// the walk is through, `None` while slices remain. A walk a compaction interrupted gives
+/// way to an encoding of `kv` as it is now, in one go, so that frequent compactions cannot
+/// hold snapshots off: then the flag is set (the snapshot is of the state now, not of the
+/// walk's start).
+pub(super) fn encode_slice(
+    encoder: &mut SnapshotEncoder,
+    kv: &KvStore,
+    keys_max: usize,
+) -> Option<(Bytes, bool)> {
+    match encoder.step(kv, keys_max) {
+        Ok(None) => None,
+        Ok(Some(data)) => Some((data, false)),
+        Err(e) => {
+            if matches!(e, SnapshotInterrupted::Compacted { .. }) {
+                tracing::info!(error = %e, "snapshot encoded again, in one go");
+            } else {
+                tracing::warn!(error = %e, "snapshot encoded again, in one go");
+            }
+            Some((kv.snapshot(), true))
+        }
+    }
 }
 
 fn log_taken(index: Index, data: &Bytes, slices: u64, started: Instant) {
