@@ -9,20 +9,12 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::numbered::{apply_until, assert_same_keys, key, put};
 use common::SingleNode;
-use sextant_core::kv::{Command, KvStore, PutRequest};
+use sextant_core::kv::{Command, KvStore};
 use sextant_net::node::{NodeConfig, NodeHandle, StateSnapshot};
 use sextant_net::storage::{FileStorage, StorageOptions};
 use tokio::task::JoinHandle;
-
-fn put(i: usize, round: usize) -> Command {
-    Command::Put(PutRequest {
-        key: Bytes::from(format!("k{i:03}")),
-        value: Bytes::from(format!("round {round}")),
-        ..Default::default()
-    })
-}
 
 const KEYS: usize = 60;
 
@@ -92,14 +84,7 @@ async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes()
     assert_eq!(first.header.revision, expected.revision());
     assert_eq!(at_first.revision(), expected.revision());
     assert!(first.applied_index >= KEYS as u64, "{first:?}");
-    for i in 0..KEYS {
-        let key = format!("k{i:03}");
-        assert_eq!(
-            at_first.get(key.as_bytes()),
-            expected.get(key.as_bytes()),
-            "{key}"
-        );
-    }
+    assert_same_keys(&at_first, &expected, KEYS, "the first snapshot");
     // Both requests shared the walk.
     assert_eq!(hash_header.revision, expected.revision());
     assert_eq!(hash, KvStore::snapshot_hash(&first.data));
@@ -114,22 +99,10 @@ async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes()
     );
     let at_second = KvStore::restore(&second.data).unwrap();
     assert_eq!(at_second.revision(), second.header.revision);
-    for i in 0..KEYS {
-        if expected.revision() == second.header.revision {
-            break;
-        }
-        expected.apply(&put(i, 1)).unwrap();
-    }
+    apply_until(&mut expected, second.header.revision, 1, KEYS);
     assert_eq!(expected.revision(), second.header.revision);
     assert!(second.applied_index > first.applied_index);
-    for i in 0..KEYS {
-        let key = format!("k{i:03}");
-        assert_eq!(
-            at_second.get(key.as_bytes()),
-            expected.get(key.as_bytes()),
-            "{key}"
-        );
-    }
+    assert_same_keys(&at_second, &expected, KEYS, "the second snapshot");
 
     // With nothing written since, a hash is of the same state as a snapshot.
     let (_, hash_now) = handle.hash().await.unwrap();
@@ -181,7 +154,7 @@ async fn a_compaction_during_the_walk_answers_with_the_state_after_it() {
     );
     assert_eq!(state.compact_revision(), KEYS as i64 + 1);
     for i in 1..KEYS {
-        let v = state.get(format!("k{i:03}").as_bytes()).unwrap().value;
+        let v = state.get(key(i).as_bytes()).unwrap().value;
         assert_eq!(v, "round 1");
     }
     node.stop().await;

@@ -7,20 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::numbered::{apply_until, assert_same_keys, key, put};
 use common::SingleNode;
-use sextant_core::kv::{Command, KvStore, PutRequest};
+use sextant_core::kv::KvStore;
 use sextant_core::{Entry, EntryPayload};
 use sextant_net::node::{LogCommand, NodeConfig, NodeHandle};
 use sextant_net::storage::{FileStorage, StorageOptions};
-
-fn put(i: usize, round: usize) -> Command {
-    Command::Put(PutRequest {
-        key: Bytes::from(format!("k{i:03}")),
-        value: Bytes::from(format!("round {round}")),
-        ..Default::default()
-    })
-}
 
 const KEYS: usize = 120;
 
@@ -76,28 +68,21 @@ async fn writes_are_served_while_a_snapshot_is_encoded_in_slices() {
     // overwrites is in it.
     let at_snapshot = KvStore::restore(&snap.data).unwrap();
     let mut expected = KvStore::new();
-    for i in 0..KEYS {
-        if expected.revision() == at_snapshot.revision() {
-            break;
-        }
-        expected.apply(&put(i, 0)).unwrap();
-    }
+    apply_until(&mut expected, at_snapshot.revision(), 0, KEYS);
     assert_eq!(expected.revision(), at_snapshot.revision());
     assert!(at_snapshot.len() + 3 >= KEYS, "{} keys", at_snapshot.len());
-    for i in 0..KEYS {
-        let key = format!("k{i:03}");
-        assert_eq!(
-            at_snapshot.get(key.as_bytes()),
-            expected.get(key.as_bytes()),
-            "{key} in the snapshot at {index}"
-        );
-    }
+    assert_same_keys(
+        &at_snapshot,
+        &expected,
+        KEYS,
+        &format!("the snapshot at {index}"),
+    );
     // A member restarted from it replays the log after it: every write is there.
     let mut kv = at_snapshot;
     apply_log(&mut kv, &recovered.state.entries, index, u64::MAX);
     assert_eq!(kv.revision(), last_revision);
     for i in 0..KEYS {
-        let v = kv.get(format!("k{i:03}").as_bytes()).unwrap().value;
+        let v = kv.get(key(i).as_bytes()).unwrap().value;
         let round = usize::from(i % 2 == 0);
         assert_eq!(v, format!("round {round}"), "k{i:03} after the restart");
     }

@@ -163,3 +163,46 @@ impl SingleNode {
             .unwrap();
     }
 }
+
+/// Numbered keys `k000`, `k001`, … whose values say which round of writes they are from.
+pub mod numbered {
+    use bytes::Bytes;
+    use sextant_core::kv::{Command, KvStore, PutRequest};
+
+    pub fn key(i: usize) -> String {
+        format!("k{i:03}")
+    }
+
+    /// Puts key `i` with the value `round {round}`.
+    pub fn put(i: usize, round: usize) -> Command {
+        Command::Put(PutRequest {
+            key: Bytes::from(key(i)),
+            value: Bytes::from(format!("round {round}")),
+            ..Default::default()
+        })
+    }
+
+    /// Applies `put(i, round)` for `i` = 0, 1, … to `store` until it reaches `revision` (or
+    /// `keys` keys are written).
+    pub fn apply_until(store: &mut KvStore, revision: i64, round: usize, keys: usize) {
+        for i in 0..keys {
+            if store.revision() == revision {
+                break;
+            }
+            store.apply(&put(i, round)).unwrap();
+        }
+    }
+
+    /// Keys `0..keys` read the same in both stores (create and mod revisions, versions,
+    /// values); `context` names `found` in a failure.
+    pub fn assert_same_keys(found: &KvStore, expected: &KvStore, keys: usize, context: &str) {
+        for i in 0..keys {
+            let key = key(i);
+            assert_eq!(
+                found.get(key.as_bytes()),
+                expected.get(key.as_bytes()),
+                "{key} in {context}"
+            );
+        }
+    }
+}
