@@ -473,6 +473,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log-level")?)
         .with_target(false)
         .init();
+    if let Err(e) = crate::allocator::no_transparent_huge_pages() {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off; running with them");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(crate::allocator::collect_when_idle)

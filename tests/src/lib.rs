@@ -122,6 +122,11 @@ impl Member {
         SocketAddr::from((self.ip, port))
     }
 
+    /// The process id, while a boot of this member is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(c) => matches!(c.try_wait(), Ok(None)),
