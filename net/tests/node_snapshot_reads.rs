@@ -2,7 +2,7 @@
 //! keys per turn of the node loop, serving writes in between: one key per slice and a pause
 //! between slices, so the walk spans many writes. Each answer is the state at the revision
 //! its walk started at, after the request arrived; a request that arrives during a walk waits
-//! for the next one.
+//! for the next one. `HashKV` requests are walked the same way, one revision at a time.
 
 mod common;
 
@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::numbered::{apply_until, assert_same_keys, key, put};
 use common::SingleNode;
-use sextant_core::kv::{Command, KvStore};
-use sextant_net::node::{NodeConfig, NodeHandle, StateSnapshot};
+use sextant_core::kv::{Command, KvError, KvHash, KvStore};
+use sextant_net::node::{ClientError, Header, NodeConfig, NodeHandle, StateSnapshot};
 use sextant_net::storage::{FileStorage, StorageOptions};
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,15 @@ fn start(dir: &Path) -> SingleNode {
 fn spawn_snapshot(handle: &NodeHandle) -> JoinHandle<StateSnapshot> {
     let h = handle.clone();
     tokio::spawn(async move { h.state_snapshot().await.unwrap() })
+}
+
+/// Asks for a `HashKV` from a task of its own (the request is sent when the caller yields).
+fn spawn_hash_kv(
+    handle: &NodeHandle,
+    revision: i64,
+) -> JoinHandle<Result<(Header, KvHash), ClientError>> {
+    let h = handle.clone();
+    tokio::spawn(async move { h.hash_kv(revision).await })
 }
 
 #[tokio::test]
@@ -157,5 +166,90 @@ async fn a_compaction_during_the_walk_answers_with_the_state_after_it() {
         let v = state.get(key(i).as_bytes()).unwrap().value;
         assert_eq!(v, "round 1");
     }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn hash_kv_is_walked_in_slices_between_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    let handle = node.handle.clone();
+    let mut expected = KvStore::new();
+    for i in 0..KEYS {
+        handle.write(put(i, 0)).await.unwrap();
+        expected.apply(&put(i, 0)).unwrap();
+    }
+    let before = expected.revision();
+    let now = spawn_hash_kv(&handle, 0);
+    let earlier = spawn_hash_kv(&handle, KEYS as i64 / 2);
+    let future = spawn_hash_kv(&handle, before + 1000);
+    tokio::task::yield_now().await;
+
+    // Overwrites are answered while the walk (a key per slice, 10 ms apart) goes on.
+    let mut answered_during_walk = 0;
+    for i in 0..KEYS {
+        handle.write(put(i, 1)).await.unwrap();
+        if !now.is_finished() {
+            answered_during_walk += 1;
+        }
+    }
+    assert!(
+        answered_during_walk >= 4,
+        "only {answered_during_walk} writes answered before the hash"
+    );
+
+    // Revision 0 is the one the walk started at: before the overwrites, though they were
+    // applied while it went on. Each answer is the one-go hash of a store of our own.
+    let (header, hash) = now.await.unwrap().unwrap();
+    assert_eq!(hash, expected.hash_kv(before).unwrap());
+    assert_eq!(hash.hash_revision, before);
+    assert!(header.revision >= before);
+    let (_, hash) = earlier.await.unwrap().unwrap();
+    assert_eq!(hash, expected.hash_kv(KEYS as i64 / 2).unwrap());
+    assert_eq!(
+        future.await.unwrap(),
+        Err(ClientError::Kv(KvError::FutureRevision))
+    );
+
+    apply_until(&mut expected, before + KEYS as i64, 1, KEYS);
+    let (_, hash) = handle.hash_kv(0).await.unwrap();
+    assert_eq!(hash, expected.hash_kv(0).unwrap());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_compaction_during_a_hash_kv_walk_answers_from_the_state_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    let handle = node.handle.clone();
+    let mut expected = KvStore::new();
+    for round in 0..2 {
+        for i in 0..KEYS {
+            handle.write(put(i, round)).await.unwrap();
+            expected.apply(&put(i, round)).unwrap();
+        }
+    }
+    let current = expected.revision();
+    let hash = spawn_hash_kv(&handle, 0);
+    // Waits behind the first walk; by its turn its revision is compacted.
+    let compacted = spawn_hash_kv(&handle, 10);
+    tokio::task::yield_now().await;
+    let compact = Command::Compact {
+        revision: KEYS as i64 + 1,
+        physical: false,
+    };
+    handle.write(compact.clone()).await.unwrap();
+    expected.apply(&compact).unwrap();
+
+    // The walk's revision, hashed as the store holds it after the compaction.
+    let (_, hash) = hash.await.unwrap().unwrap();
+    assert_eq!(hash.compact_revision, KEYS as i64 + 1);
+    assert_eq!(hash, expected.hash_kv(current).unwrap());
+    assert_eq!(
+        compacted.await.unwrap(),
+        Err(ClientError::Kv(KvError::Compacted {
+            compact_revision: KEYS as i64 + 1
+        }))
+    );
     node.stop().await;
 }

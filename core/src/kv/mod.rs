@@ -60,7 +60,7 @@ pub use command::{
     PutRequest, PutResponse,
 };
 pub use error::{KvError, SnapshotDecodeError};
-pub use hash::KvHash;
+pub use hash::{HashInterrupted, KvHash, KvHasher};
 pub use history::{HistoryBatch, HistoryRequest};
 pub use lease_table::{LeaseInfo, LeaseTtl, LEASE_TTL_MAX_SECS};
 pub use limits::KvLimits;

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::alarm::{AlarmKind, AlarmMember, Alarms};
-use super::hash::{self, KvHash};
+use super::hash::{KvHash, KvHasher};
 use super::history::{HistoryBatch, HistoryRequest};
 use super::lease_table::{LeaseInfo, LeaseTable, LeaseTtl};
 use super::mvcc::{Mvcc, SharedValues};
@@ -156,12 +156,11 @@ impl KvStore {
     /// etcd's `HashKV`: a hash of every retained version up to `revision` (0: the current
     /// one), equal on every replica that applied the same log (see [`KvHash`]).
     pub fn hash_kv(&self, revision: i64) -> Result<KvHash, KvError> {
-        hash::hash_kv(
-            self.mvcc.keys(),
-            self.mvcc.revision(),
-            self.mvcc.compact_revision(),
-            revision,
-        )
+        let mut hasher = KvHasher::new(self, revision)?;
+        let hash = hasher
+            .step(self, usize::MAX)
+            .expect("the store is the one the hasher started on, unchanged");
+        Ok(hash.expect("every key in one step"))
     }
 
     /// etcd's `Hash`: a CRC-32C of the whole replicated state (its snapshot encoding, a pure

@@ -885,6 +885,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             // Watches, snapshots and hashes are still served from the applied state.
             self.watches.pump(&self.kv);
             self.snapshot_read_step();
+            self.hash_kv_step();
             return;
         }
         self.flush_reads();

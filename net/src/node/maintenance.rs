@@ -85,8 +85,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         match req {
             MaintenanceRequest::Snapshot { reply } => self.snapshotting.reads.push(reply),
             MaintenanceRequest::HashKv { revision, reply } => {
-                let r = self.kv.hash_kv(revision).map(|h| (header, h));
-                let _ = reply.send(r.map_err(ClientError::from));
+                self.snapshotting.hash_kv.push(revision, reply)
             }
             MaintenanceRequest::Defragment { reply } => {
                 if let Some(f) = &self.failed {

@@ -31,6 +31,7 @@ mod clock;
 mod command;
 mod compaction;
 mod event_loop;
+mod hash_kv;
 mod leases;
 mod maintenance;
 mod members;

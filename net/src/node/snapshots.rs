@@ -14,6 +14,7 @@ use sextant_core::Index;
 use tokio::time::Instant;
 
 use super::event_loop::{NodeLoop, PeerSender};
+use super::hash_kv::HashKvWalks;
 use super::snapshot_reads::SnapshotReads;
 use super::storage_io::StorageOp;
 use super::stored_snapshot::adopt_stored_snapshot;
@@ -26,6 +27,8 @@ pub(super) struct Snapshotting {
     sharing: Option<Sharing>,
     /// Clients' snapshot and hash requests, answered from encodings of their own.
     pub(super) reads: SnapshotReads,
+    /// Clients' `HashKV` requests, answered from walks of their own.
+    pub(super) hash_kv: HashKvWalks,
 }
 
 #[derive(Debug)]
@@ -48,11 +51,15 @@ struct Sharing {
 impl Snapshotting {
     /// Whether a walk has slices left (the loop comes back for them when idle).
     pub(super) fn busy(&self) -> bool {
-        self.encoding.is_some() || self.sharing.is_some() || self.reads.busy()
+        self.encoding.is_some()
+            || self.sharing.is_some()
+            || self.reads.busy()
+            || self.hash_kv.busy()
     }
 
     /// The state machine was replaced (a snapshot from the leader): both walks are moot,
-    /// and clients' reads start again.
+    /// and clients' reads start again (a `HashKV` walk sees the replacement at its next
+    /// step and answers in one go).
     pub(super) fn state_replaced(&mut self) {
         self.encoding = None;
         self.sharing = None;
@@ -62,9 +69,10 @@ impl Snapshotting {
 
 impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     /// Encodes the next slice of a snapshot in progress, or starts one when due; and a
-    /// slice of a client's snapshot read.
+    /// slice of a client's snapshot read and of a `HashKV`.
     pub(super) fn snapshot_step(&mut self) {
         self.snapshot_read_step();
+        self.hash_kv_step();
         self.share_step();
         if self.snapshotting.encoding.is_none() && !self.start_snapshot_if_due() {
             return;
