@@ -36,6 +36,14 @@ fn spawn_snapshot(handle: &NodeHandle) -> JoinHandle<StateSnapshot> {
     tokio::spawn(async move { h.state_snapshot().await.unwrap() })
 }
 
+/// Writes `put(i, round)` for every key, to the member and to `expected`.
+async fn write_round(handle: &NodeHandle, expected: &mut KvStore, round: usize) {
+    for i in 0..KEYS {
+        handle.write(put(i, round)).await.unwrap();
+        expected.apply(&put(i, round)).unwrap();
+    }
+}
+
 /// Asks for a `HashKV` from a task of its own (the request is sent when the caller yields).
 fn spawn_hash_kv(
     handle: &NodeHandle,
@@ -52,10 +60,7 @@ async fn snapshots_and_hashes_for_clients_are_encoded_in_slices_between_writes()
     let handle = node.handle.clone();
 
     let mut expected = KvStore::new();
-    for i in 0..KEYS {
-        handle.write(put(i, 0)).await.unwrap();
-        expected.apply(&put(i, 0)).unwrap();
-    }
+    write_round(&handle, &mut expected, 0).await;
     let first = spawn_snapshot(&handle);
     let first_hash = tokio::spawn({
         let h = handle.clone();
@@ -126,9 +131,7 @@ async fn a_compaction_during_the_walk_answers_with_the_state_after_it() {
     let node = start(dir.path());
     let handle = node.handle.clone();
     for round in 0..2 {
-        for i in 0..KEYS {
-            handle.write(put(i, round)).await.unwrap();
-        }
+        write_round(&handle, &mut KvStore::new(), round).await;
     }
     let applied_before = handle.status().await.unwrap().applied_index;
     let snapshot = spawn_snapshot(&handle);
@@ -175,10 +178,7 @@ async fn hash_kv_is_walked_in_slices_between_writes() {
     let node = start(dir.path());
     let handle = node.handle.clone();
     let mut expected = KvStore::new();
-    for i in 0..KEYS {
-        handle.write(put(i, 0)).await.unwrap();
-        expected.apply(&put(i, 0)).unwrap();
-    }
+    write_round(&handle, &mut expected, 0).await;
     let before = expected.revision();
     let now = spawn_hash_kv(&handle, 0);
     let earlier = spawn_hash_kv(&handle, KEYS as i64 / 2);
@@ -224,10 +224,7 @@ async fn a_compaction_during_a_hash_kv_walk_answers_from_the_state_after_it() {
     let handle = node.handle.clone();
     let mut expected = KvStore::new();
     for round in 0..2 {
-        for i in 0..KEYS {
-            handle.write(put(i, round)).await.unwrap();
-            expected.apply(&put(i, round)).unwrap();
-        }
+        write_round(&handle, &mut expected, round).await;
     }
     let current = expected.revision();
     let hash = spawn_hash_kv(&handle, 0);
