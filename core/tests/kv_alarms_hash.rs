@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use sextant_core::kv::{
     AlarmAction, AlarmKind, AlarmMember, AlarmRequest, Command, CommandResult, DeleteRangeRequest,
-    HashInterrupted, KvError, KvHasher, KvStore, PutRequest,
+    KvError, KvHasher, KvStore, PutRequest, WalkInterrupted,
 };
 
 fn put(k: &str, v: &str) -> Command {
@@ -190,7 +190,7 @@ fn a_compaction_or_another_store_interrupts_a_hash_in_slices() {
     let behind = KvStore::new();
     assert_eq!(
         hasher.step(&behind, 5),
-        Err(HashInterrupted::Replaced { revision })
+        Err(WalkInterrupted::Replaced { revision })
     );
 
     let mut hasher = KvHasher::new(&s, 0).unwrap();
@@ -202,7 +202,7 @@ fn a_compaction_or_another_store_interrupts_a_hash_in_slices() {
     .unwrap();
     assert_eq!(
         hasher.step(&s, 5),
-        Err(HashInterrupted::Compacted {
+        Err(WalkInterrupted::Compacted {
             revision,
             compacted_at: 10
         })

@@ -6,17 +6,16 @@
 //!
 //! [`KvHasher`] walks the keys a slice at a time, so that a driver can go on applying
 //! commands between slices (with a million keys the whole walk takes ~150 ms). Later writes
-//! do not change what it reads: they only add versions above the revision being hashed (and
-//! keys whose versions are all above it). A compaction, or a store replaced by another,
-//! interrupts the walk ([`HashInterrupted`]).
+//! do not change what it reads; a compaction, or a store replaced by another, interrupts the
+//! walk (see `walk`).
 
 use std::ops::Bound;
 
 use bytes::Bytes;
-use thiserror::Error;
 
 use super::key_history::KeyHistory;
 use super::store::KvStore;
+use super::walk::{check_walk, WalkInterrupted};
 use super::KvError;
 
 /// etcd's `HashKVResponse`: the hash, the revision it covers and the compaction point in
@@ -26,15 +25,6 @@ pub struct KvHash {
     pub hash: u32,
     pub hash_revision: i64,
     pub compact_revision: i64,
-}
-
-/// Why a [`KvHasher`] cannot go on; the caller hashes again (in one go, or a new walk).
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum HashInterrupted {
-    #[error("the store was compacted at revision {compacted_at} while its hash at revision {revision} was being computed")]
-    Compacted { revision: i64, compacted_at: i64 },
-    #[error("the store is behind revision {revision} being hashed (replaced by another)")]
-    Replaced { revision: i64 },
 }
 
 /// A `HashKV` in progress; see the module docs. Feed it the same store each step.
@@ -81,19 +71,9 @@ impl KvHasher {
         &mut self,
         store: &KvStore,
         keys_max: usize,
-    ) -> Result<Option<KvHash>, HashInterrupted> {
+    ) -> Result<Option<KvHash>, WalkInterrupted> {
         let mvcc = store.mvcc();
-        if mvcc.compact_revision() != self.compact_revision {
-            return Err(HashInterrupted::Compacted {
-                revision: self.revision,
-                compacted_at: mvcc.compact_revision(),
-            });
-        }
-        if mvcc.revision() < self.revision {
-            return Err(HashInterrupted::Replaced {
-                revision: self.revision,
-            });
-        }
+        check_walk(mvcc, self.revision, self.compact_revision)?;
         let keys_max = keys_max.max(1);
         let lower = match &self.cursor {
             Some(k) => Bound::Excluded(&k[..]),

@@ -48,6 +48,7 @@ mod store;
 mod txn;
 mod validate;
 mod value_sharing;
+mod walk;
 mod watch_history;
 mod write;
 
@@ -60,7 +61,7 @@ pub use command::{
     PutRequest, PutResponse,
 };
 pub use error::{KvError, SnapshotDecodeError};
-pub use hash::{HashInterrupted, KvHash, KvHasher};
+pub use hash::{KvHash, KvHasher};
 pub use history::{HistoryBatch, HistoryRequest};
 pub use lease_table::{LeaseInfo, LeaseTtl, LEASE_TTL_MAX_SECS};
 pub use limits::KvLimits;
@@ -73,6 +74,7 @@ pub use txn::{
 };
 pub use validate::TXN_DEPTH_MAX;
 pub use value_sharing::ValueSharing;
+pub use walk::WalkInterrupted;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

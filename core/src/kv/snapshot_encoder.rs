@@ -4,10 +4,8 @@
 //! `snapshot.rs`'s format, as [`super::KvStore::snapshot`] would have written them at that
 //! revision.
 //!
-//! Why the state at the start revision `R` can still be read after later writes: a write only
-//! appends versions (above `R`) and may add keys (whose versions are all above `R`), so every
-//! key's versions up to `R` stay as they were. Only a compaction removes versions and keys:
-//! one applied meanwhile interrupts the encoding (the caller starts again, or encodes in one
+//! The state at the start revision can still be read after later writes; a compaction applied
+//! meanwhile interrupts the encoding (see `walk`; the caller starts again, or encodes in one
 //! go). The lease table, member registry and alarms are small and encoded at the start.
 //!
 //! Two passes over the keys, each in slices: the first sizes the encoding, the second writes
@@ -23,17 +21,15 @@ use thiserror::Error;
 use super::key_history::Version;
 use super::snapshot::TAG_V2;
 use super::store::KvStore;
+use super::walk::{check_walk, WalkInterrupted};
 use crate::mutation::{self, Mutation};
 
 /// Why an encoding cannot go on; the caller starts a new one.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum SnapshotInterrupted {
-    #[error("the store was compacted at revision {compacted_at} while its snapshot at revision {revision} was being encoded")]
-    Compacted { revision: i64, compacted_at: i64 },
-    #[error(
-        "the store is behind revision {revision} its snapshot was started at (replaced by another)"
-    )]
-    Replaced { revision: i64 },
+    /// A compaction, or another store (see `walk`).
+    #[error("snapshot encoding: {0}")]
+    Walk(#[from] WalkInterrupted),
     /// A key count that does not add up: a bug, never corrupt output.
     #[error("snapshot at revision {revision}: {expected} keys at the start, {found} encoded")]
     KeyCount {
@@ -107,17 +103,7 @@ impl SnapshotEncoder {
         keys_max: usize,
     ) -> Result<Option<Bytes>, SnapshotInterrupted> {
         let mvcc = store.mvcc();
-        if mvcc.compact_revision() != self.compact_revision {
-            return Err(SnapshotInterrupted::Compacted {
-                revision: self.revision,
-                compacted_at: mvcc.compact_revision(),
-            });
-        }
-        if mvcc.revision() < self.revision {
-            return Err(SnapshotInterrupted::Replaced {
-                revision: self.revision,
-            });
-        }
+        check_walk(mvcc, self.revision, self.compact_revision)?;
         let lower = match &self.cursor {
             Some(k) => Bound::Excluded(&k[..]),
             None => Bound::Unbounded,
@@ -418,10 +404,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             enc.step(&s, 2),
-            Err(SnapshotInterrupted::Compacted {
+            Err(SnapshotInterrupted::Walk(WalkInterrupted::Compacted {
                 revision,
                 compacted_at: revision - 1
-            })
+            }))
         );
 
         // Another store compacted at the same point, but behind.
@@ -442,7 +428,9 @@ mod tests {
         assert_eq!(enc.step(&s, 2), Ok(None));
         assert_eq!(
             enc.step(&behind, 2),
-            Err(SnapshotInterrupted::Replaced { revision })
+            Err(SnapshotInterrupted::Walk(WalkInterrupted::Replaced {
+                revision
+            }))
         );
     }
 }

@@ -9,7 +9,9 @@
 //! heartbeats.
 
 use bytes::Bytes;
-use sextant_core::kv::{KvStore, SnapshotEncoder, SnapshotInterrupted, ValueSharing};
+use sextant_core::kv::{
+    KvStore, SnapshotEncoder, SnapshotInterrupted, ValueSharing, WalkInterrupted,
+};
 use sextant_core::Index;
 use tokio::time::Instant;
 
@@ -216,7 +218,10 @@ pub(super) fn encode_slice(
         Ok(None) => None,
         Ok(Some(data)) => Some((data, false)),
         Err(e) => {
-            if matches!(e, SnapshotInterrupted::Compacted { .. }) {
+            if matches!(
+                e,
+                SnapshotInterrupted::Walk(WalkInterrupted::Compacted { .. })
+            ) {
                 tracing::info!(error = %e, "snapshot encoded again, in one go");
             } else {
                 tracing::warn!(error = %e, "snapshot encoded again, in one go");
