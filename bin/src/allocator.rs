@@ -38,7 +38,7 @@ pub fn collect_when_idle() {
 /// region then zeroes all of it inside the page fault: 8.7 % of all CPU samples of a
 /// 3-member cluster under 100-client puts went to that zeroing (`clear_page_erms` under
 /// `mi_page_free_list_extend`), on the runtime threads. Without it, the same run gave
-/// 13–16 % more puts per second and half the p99 (README, "Memory and huge pages").
+/// about 13 % more puts per second and half the p99 (README, "Benchmarks").
 /// The server calls it before starting its runtime. Failure (a kernel without the call)
 /// only loses the gain, so it is logged, not fatal.
 pub fn no_transparent_huge_pages() -> std::io::Result<()> {

@@ -5,9 +5,10 @@
 //!
 //! One walk at a time, in arrival order; waiting requests for the same revision share it
 //! (a request for revision 0, "the current one", takes the revision its walk starts at). A
-//! compaction, or a snapshot from the leader that replaces the state machine, interrupts a
-//! walk: its requests are then answered in one go from the state then (a revision compacted
-//! meanwhile gets etcd's "compacted" error, as it would have if the request came later).
+//! compaction interrupts a walk: its requests are then answered in one go from the state then
+//! (a revision compacted meanwhile gets etcd's "compacted" error, as it would have if the
+//! request came later). A snapshot from the leader that replaces the state machine starts
+//! the walk's requests again on the new state.
 
 use std::collections::VecDeque;
 
@@ -64,6 +65,18 @@ impl HashKvWalks {
         }
         self.waiting.push_back((revision, reply));
     }
+
+    /// The state machine was replaced (a snapshot from the leader): the walk's requests start
+    /// again on the new state, first in line. (A new state at or past the walk's revision
+    /// would not interrupt the walk by itself: its keys would be mixed with the old ones.)
+    pub(super) fn state_replaced(&mut self) {
+        if let Some(walk) = self.walk.take() {
+            let revision = walk.hasher.revision();
+            for reply in walk.replies.into_iter().rev() {
+                self.waiting.push_front((revision, reply));
+            }
+        }
+    }
 }
 
 impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
@@ -118,5 +131,53 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sextant_core::kv::{Command, KvStore, PutRequest};
+
+    /// A walk over a state that gets replaced gives its requests back, ahead of the ones
+    /// waiting, for the revision the walk was hashing (not "the current one" of the new
+    /// state, nor an answer computed over two states).
+    #[test]
+    fn a_replaced_state_puts_the_walks_requests_first_in_line() {
+        let mut kv = KvStore::new();
+        for i in 0..3 {
+            kv.apply(&Command::Put(PutRequest {
+                key: Bytes::from(format!("k{i}")),
+                value: Bytes::from_static(b"v"),
+                ..Default::default()
+            }))
+            .unwrap();
+        }
+        let (first, mut first_rx) = oneshot::channel();
+        let (second, mut second_rx) = oneshot::channel();
+        let (later, mut later_rx) = oneshot::channel();
+        let mut walks = HashKvWalks::default();
+        let hasher = KvHasher::new(&kv, 0).unwrap();
+        let revision = hasher.revision();
+        walks.walk = Some(HashWalk {
+            hasher,
+            replies: vec![first, second],
+        });
+        walks.push(0, later);
+
+        walks.state_replaced();
+        assert!(walks.walk.is_none());
+        let waiting: Vec<(i64, HashKvReply)> = walks.waiting.drain(..).collect();
+        assert_eq!(
+            waiting.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+            [revision, revision, 0]
+        );
+        // In their order: the walk's two, then the one that waited.
+        let mut replies = waiting.into_iter().map(|(_, reply)| reply);
+        for rx in [&mut first_rx, &mut second_rx, &mut later_rx] {
+            let _ = replies.next().unwrap().send(Err(ClientError::Stopped));
+            assert_eq!(rx.try_recv(), Ok(Err(ClientError::Stopped)));
+        }
     }
 }

@@ -60,12 +60,12 @@ impl Snapshotting {
     }
 
     /// The state machine was replaced (a snapshot from the leader): both walks are moot,
-    /// and clients' reads start again (a `HashKV` walk sees the replacement at its next
-    /// step and answers in one go).
+    /// and clients' reads and `HashKV`s start again.
     pub(super) fn state_replaced(&mut self) {
         self.encoding = None;
         self.sharing = None;
         self.reads.state_replaced();
+        self.hash_kv.state_replaced();
     }
 }
 
