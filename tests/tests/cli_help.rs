@@ -47,6 +47,7 @@ help_snapshot!(member_promote, ["member", "promote"]);
 help_snapshot!(endpoint, ["endpoint"]);
 help_snapshot!(endpoint_status, ["endpoint", "status"]);
 help_snapshot!(endpoint_health, ["endpoint", "health"]);
+help_snapshot!(endpoint_hashkv, ["endpoint", "hashkv"]);
 help_snapshot!(snapshot, ["snapshot"]);
 help_snapshot!(snapshot_save, ["snapshot", "save"]);
 help_snapshot!(compaction, ["compaction"]);

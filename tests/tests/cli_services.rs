@@ -389,3 +389,103 @@ fn move_leader_transfers_leadership() {
         "{out:?}"
     );
 }
+
+/// `endpoint hashkv --cluster --rev R` until every member answers (a follower may not have
+/// applied `R` yet): one `(endpoint, hash)` per member.
+fn hashes_at(all: &str, rev: i64) -> Vec<(String, u64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ctl(
+            all,
+            &["endpoint", "hashkv", "--cluster", "--rev", &rev.to_string()],
+            "",
+        );
+        if out.ok() {
+            return out
+                .stdout
+                .lines()
+                .map(|l| {
+                    let (ep, hash) = l.split_once(", ").expect("endpoint, hash");
+                    (ep.to_string(), hash.parse().expect("hash"))
+                })
+                .collect();
+        }
+        assert!(std::time::Instant::now() < deadline, "{out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn endpoint_hashkv_agrees_across_members_and_keeps_to_its_revision() {
+    let c = ProcessCluster::start(3, Tuning::default());
+    let all: Vec<String> = c.members.iter().map(|m| m.client_url()).collect();
+    let all = all.join(",");
+    for i in 0..20 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !ctl(&all, &["put", &format!("k{i}"), &format!("v{i}")], "").ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no leader\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl_ok(&all, &["get", "k0", "-w", "json"])).expect("json");
+    let rev = v["header"]["revision"].as_i64().expect("revision");
+
+    let at_rev = hashes_at(&all, rev);
+    assert_eq!(at_rev.len(), 3, "{at_rev:?}");
+    assert!(
+        at_rev.iter().all(|(_, h)| *h == at_rev[0].1),
+        "members disagree at revision {rev}: {at_rev:?}"
+    );
+    // Later writes leave the hash of `rev` alone and change the current one.
+    ctl_ok(&all, &["put", "k0", "changed"]);
+    assert_eq!(hashes_at(&all, rev), at_rev);
+    let later = hashes_at(&all, rev + 1);
+    assert!(later.iter().all(|(_, h)| *h != at_rev[0].1), "{later:?}");
+
+    let one = c.members[0].client_url();
+    let table = ctl_ok(
+        &one,
+        &[
+            "endpoint",
+            "hashkv",
+            "--rev",
+            &rev.to_string(),
+            "-w",
+            "table",
+        ],
+    );
+    let header = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        header.contains("ENDPOINT") && header.contains("HASH"),
+        "{table}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ctl_ok(
+        &one,
+        &[
+            "endpoint",
+            "hashkv",
+            "--rev",
+            &rev.to_string(),
+            "-w",
+            "json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(v[0]["Endpoint"], one.as_str());
+    assert_eq!(v[0]["HashKV"]["hash_revision"], rev);
+    assert_eq!(v[0]["HashKV"]["hash"], at_rev[0].1);
+
+    let future = ctl(&one, &["endpoint", "hashkv", "--rev", "1000000"], "");
+    assert_eq!(future.code, Some(1), "{future:?}");
+    assert!(
+        future
+            .stderr
+            .contains("(etcdserver: mvcc: required revision is a future revision)"),
+        "{future:?}"
+    );
+}

@@ -1,6 +1,6 @@
-//! `sextant endpoint status|health`: asks every endpoint (or with `--cluster`, every
-//! member's client URLs from the member list) for its status or health, printed as etcdctl
-//! prints them.
+//! `sextant endpoint status|health|hashkv`: asks every endpoint (or with `--cluster`, every
+//! member's client URLs from the member list) for its status, health or history hash, printed
+//! as etcdctl prints them.
 
 use std::time::Instant;
 
@@ -24,6 +24,18 @@ pub enum EndpointCommand {
     Status(EndpointArgs),
     /// Whether each endpoint can commit a read and has no active alarm.
     Health(EndpointArgs),
+    /// The hash of each endpoint's key-value history up to a revision (etcd's `HashKV`):
+    /// members that applied the same writes agree on it.
+    Hashkv(HashKvArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HashKvArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// The highest revision to hash (0: each endpoint's current revision).
+    #[arg(long, default_value_t = 0)]
+    pub rev: i64,
 }
 
 #[derive(Args, Debug)]
@@ -53,7 +65,57 @@ pub async fn run(conn: &Connection, cmd: EndpointCommand) -> anyhow::Result<()> 
     match cmd {
         EndpointCommand::Status(a) => status(conn, &targets(conn, a.cluster).await?).await,
         EndpointCommand::Health(a) => health(conn, &targets(conn, a.cluster).await?).await,
+        EndpointCommand::Hashkv(a) => {
+            hash_kv(conn, &targets(conn, a.endpoints.cluster).await?, a.rev).await
+        }
     }
+}
+
+/// etcdctl's `endpoint hashkv`: `endpoint, hash` rows, an ENDPOINT/HASH table, or a JSON
+/// list of `{"Endpoint", "HashKV"}`.
+async fn hash_kv(conn: &Connection, urls: &[String], revision: i64) -> anyhow::Result<()> {
+    let mut failed = false;
+    let mut rows = Vec::new();
+    for url in urls {
+        let asked = async {
+            let mut m = MaintenanceClient::new(conn.connect(url).await?);
+            conn.call(m.hash_kv(pb::HashKvRequest { revision })).await
+        };
+        match asked.await {
+            Ok(h) => rows.push((url.clone(), h)),
+            Err(e) => {
+                failed = true;
+                let e = super::error_message(&e);
+                eprintln!("Failed to get the hash of endpoint {url} ({e})");
+            }
+        }
+    }
+    if conn.json() {
+        let list = rows
+            .iter()
+            .map(|(url, h)| {
+                Obj::new()
+                    .always("Endpoint", url.as_str().into())
+                    .always("HashKV", json::hash_kv(h))
+                    .done()
+            })
+            .collect();
+        json::print(&Value::Array(list));
+    } else if conn.table() {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(url, h)| vec![url.clone(), h.hash.to_string()])
+            .collect();
+        print!("{}", table::render(&table::ENDPOINT_HASHKV, &cells));
+    } else {
+        for (url, h) in &rows {
+            println!("{url}, {}", h.hash);
+        }
+    }
+    if failed {
+        bail!("failed to get the hash of some endpoints");
+    }
+    Ok(())
 }
 
 /// One endpoint's status.

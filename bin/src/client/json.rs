@@ -177,6 +177,15 @@ pub fn status(r: &pb::StatusResponse) -> Value {
         .done()
 }
 
+pub fn hash_kv(r: &pb::HashKvResponse) -> Value {
+    Obj::new()
+        .value("header", opt_header(&r.header))
+        .u64("hash", u64::from(r.hash))
+        .i64("compact_revision", r.compact_revision)
+        .i64("hash_revision", r.hash_revision)
+        .done()
+}
+
 pub fn member(m: &pb::Member) -> Value {
     let urls = |v: &[String]| v.iter().map(|u| u.as_str().into()).collect();
     Obj::new()

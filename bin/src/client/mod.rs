@@ -49,7 +49,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Client options")]
     pub command_timeout: Duration,
     /// Output format: `simple` (etcdctl's), `json` (the response message, etcd field names) or
-    /// `table` (etcdctl's tables, for `member list` and `endpoint status|health`).
+    /// `table` (etcdctl's tables, for `member list` and `endpoint status|health|hashkv`).
     #[arg(
         short = 'w',
         long,
@@ -100,7 +100,7 @@ pub enum ClientCommand {
     /// List, add, remove, update and promote cluster members.
     #[command(subcommand)]
     Member(member::MemberCommand),
-    /// Status and health of the endpoints.
+    /// Status, health and history hashes of the endpoints.
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
     /// Compact the key-value history up to a revision.
@@ -149,7 +149,9 @@ fn has_table(cmd: &ClientCommand) -> bool {
         cmd,
         ClientCommand::Member(member::MemberCommand::List)
             | ClientCommand::Endpoint(
-                endpoint::EndpointCommand::Status(_) | endpoint::EndpointCommand::Health(_)
+                endpoint::EndpointCommand::Status(_)
+                    | endpoint::EndpointCommand::Health(_)
+                    | endpoint::EndpointCommand::Hashkv(_)
             )
     )
 }

@@ -14,6 +14,9 @@ pub const MEMBER_LIST: [&str; 6] = [
     "Is Learner",
 ];
 
+/// `endpoint hashkv`'s columns.
+pub const ENDPOINT_HASHKV: [&str; 2] = ["endpoint", "hash"];
+
 /// `endpoint status`'s columns.
 pub const ENDPOINT_STATUS: [&str; 10] = [
     "endpoint",
