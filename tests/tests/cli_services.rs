@@ -448,34 +448,20 @@ fn endpoint_hashkv_agrees_across_members_and_keeps_to_its_revision() {
     assert!(later.iter().all(|(_, h)| *h != at_rev[0].1), "{later:?}");
 
     let one = c.members[0].client_url();
-    let table = ctl_ok(
-        &one,
-        &[
-            "endpoint",
-            "hashkv",
-            "--rev",
-            &rev.to_string(),
-            "-w",
-            "table",
-        ],
-    );
+    let rev_arg = rev.to_string();
+    let at_rev_as = |format| {
+        ctl_ok(
+            &one,
+            &["endpoint", "hashkv", "--rev", &rev_arg, "-w", format],
+        )
+    };
+    let table = at_rev_as("table");
     let header = table.lines().nth(1).unwrap_or_default();
     assert!(
         header.contains("ENDPOINT") && header.contains("HASH"),
         "{table}"
     );
-    let v: serde_json::Value = serde_json::from_str(&ctl_ok(
-        &one,
-        &[
-            "endpoint",
-            "hashkv",
-            "--rev",
-            &rev.to_string(),
-            "-w",
-            "json",
-        ],
-    ))
-    .expect("json");
+    let v: serde_json::Value = serde_json::from_str(&at_rev_as("json")).expect("json");
     assert_eq!(v[0]["Endpoint"], one.as_str());
     assert_eq!(v[0]["HashKV"]["hash_revision"], rev);
     assert_eq!(v[0]["HashKV"]["hash"], at_rev[0].1);

@@ -74,22 +74,11 @@ pub async fn run(conn: &Connection, cmd: EndpointCommand) -> anyhow::Result<()> 
 /// etcdctl's `endpoint hashkv`: `endpoint, hash` rows, an ENDPOINT/HASH table, or a JSON
 /// list of `{"Endpoint", "HashKV"}`.
 async fn hash_kv(conn: &Connection, urls: &[String], revision: i64) -> anyhow::Result<()> {
-    let mut failed = false;
-    let mut rows = Vec::new();
-    for url in urls {
-        let asked = async {
-            let mut m = MaintenanceClient::new(conn.connect(url).await?);
-            conn.call(m.hash_kv(pb::HashKvRequest { revision })).await
-        };
-        match asked.await {
-            Ok(h) => rows.push((url.clone(), h)),
-            Err(e) => {
-                failed = true;
-                let e = super::error_message(&e);
-                eprintln!("Failed to get the hash of endpoint {url} ({e})");
-            }
-        }
-    }
+    let (rows, failed) = ask_each(urls, "hash", |url| async move {
+        let mut m = MaintenanceClient::new(conn.connect(&url).await?);
+        conn.call(m.hash_kv(pb::HashKvRequest { revision })).await
+    })
+    .await;
     if conn.json() {
         let list = rows
             .iter()
@@ -116,6 +105,31 @@ async fn hash_kv(conn: &Connection, urls: &[String], revision: i64) -> anyhow::R
         bail!("failed to get the hash of some endpoints");
     }
     Ok(())
+}
+
+/// Asks each endpoint in turn: the answers in order, and whether any failed (each failure
+/// printed as etcdctl does, `Failed to get the {what} of endpoint {url} ({error})`).
+async fn ask_each<T, Fut>(
+    urls: &[String],
+    what: &str,
+    ask: impl Fn(String) -> Fut,
+) -> (Vec<(String, T)>, bool)
+where
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut failed = false;
+    let mut rows = Vec::new();
+    for url in urls {
+        match ask(url.clone()).await {
+            Ok(answer) => rows.push((url.clone(), answer)),
+            Err(e) => {
+                failed = true;
+                let e = super::error_message(&e);
+                eprintln!("Failed to get the {what} of endpoint {url} ({e})");
+            }
+        }
+    }
+    (rows, failed)
 }
 
 /// One endpoint's status.
@@ -147,17 +161,12 @@ fn status_cells(url: &str, s: &pb::StatusResponse) -> Vec<String> {
 }
 
 async fn status(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
-    let mut failed = false;
-    let mut rows = Vec::new();
-    for url in urls {
-        match status_of(conn, url).await {
-            Ok(s) => rows.push((url.clone(), s)),
-            Err(e) => {
-                failed = true;
-                eprintln!("Failed to get the status of endpoint {url} ({e:#})");
-            }
-        }
-    }
+    let (rows, failed) = ask_each(
+        urls,
+        "status",
+        |url| async move { status_of(conn, &url).await },
+    )
+    .await;
     if conn.json() {
         let list = rows
             .iter()
