@@ -9,13 +9,9 @@
 //! do not change what it reads; a compaction, or a store replaced by another, interrupts the
 //! walk (see `walk`).
 
-use std::ops::Bound;
-
-use bytes::Bytes;
-
 use super::key_history::KeyHistory;
 use super::store::KvStore;
-use super::walk::{check_walk, WalkInterrupted};
+use super::walk::{KeyWalk, WalkInterrupted};
 use super::KvError;
 
 /// etcd's `HashKVResponse`: the hash, the revision it covers and the compaction point in
@@ -30,11 +26,8 @@ pub struct KvHash {
 /// A `HashKV` in progress; see the module docs. Feed it the same store each step.
 #[derive(Debug)]
 pub struct KvHasher {
-    revision: i64,
-    compact_revision: i64,
+    walk: KeyWalk,
     crc: u32,
-    /// The last key hashed; `None` before the first.
-    cursor: Option<Bytes>,
 }
 
 impl KvHasher {
@@ -43,26 +36,32 @@ impl KvHasher {
     /// one.
     pub fn new(store: &KvStore, revision: i64) -> Result<KvHasher, KvError> {
         let mvcc = store.mvcc();
-        let current = mvcc.revision();
         let compact_revision = mvcc.compact_revision();
-        let revision = if revision <= 0 { current } else { revision };
+        let revision = KvHasher::revision_for(store, revision);
         if revision < compact_revision {
             return Err(KvError::Compacted { compact_revision });
         }
-        if revision > current {
+        if revision > mvcc.revision() {
             return Err(KvError::FutureRevision);
         }
         Ok(KvHasher {
-            revision,
-            compact_revision,
+            walk: KeyWalk::new(revision, compact_revision),
             crc: 0,
-            cursor: None,
         })
+    }
+
+    /// The revision a request for `revision` hashes in `store` now (0: the current one).
+    pub fn revision_for(store: &KvStore, revision: i64) -> i64 {
+        if revision <= 0 {
+            store.revision()
+        } else {
+            revision
+        }
     }
 
     /// The revision being hashed.
     pub fn revision(&self) -> i64 {
-        self.revision
+        self.walk.revision()
     }
 
     /// Hashes up to `keys_max` more keys of `store` (at least one). Returns the hash once the
@@ -72,33 +71,15 @@ impl KvHasher {
         store: &KvStore,
         keys_max: usize,
     ) -> Result<Option<KvHash>, WalkInterrupted> {
-        let mvcc = store.mvcc();
-        check_walk(mvcc, self.revision, self.compact_revision)?;
-        let keys_max = keys_max.max(1);
-        let lower = match &self.cursor {
-            Some(k) => Bound::Excluded(&k[..]),
-            None => Bound::Unbounded,
-        };
-        let mut visited = 0;
-        let mut last = None;
-        for (key, history) in mvcc
-            .keys()
-            .range::<[u8], _>((lower, Bound::Unbounded))
-            .take(keys_max)
-        {
-            self.crc = hash_key(self.crc, key, history, self.revision);
-            visited += 1;
-            last = Some(key);
-        }
-        if let Some(key) = last.filter(|_| visited == keys_max) {
-            // Possibly the last key: the next step then finds none and answers.
-            self.cursor = Some(key.clone());
-            return Ok(None);
-        }
-        Ok(Some(KvHash {
+        let revision = self.walk.revision();
+        let crc = &mut self.crc;
+        let through = self.walk.slice(store.mvcc(), keys_max, |key, history| {
+            *crc = hash_key(*crc, key, history, revision);
+        })?;
+        Ok(through.then(|| KvHash {
             hash: self.crc,
-            hash_revision: self.revision,
-            compact_revision: self.compact_revision.max(0),
+            hash_revision: revision,
+            compact_revision: self.walk.compact_revision().max(0),
         }))
     }
 }

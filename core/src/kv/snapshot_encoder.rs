@@ -12,8 +12,6 @@
 //! it into one allocation of that size (growing a vector to hundreds of megabytes copied it
 //! over and over).
 
-use std::ops::Bound;
-
 use bytes::Bytes;
 use serde::Serialize;
 use thiserror::Error;
@@ -21,7 +19,7 @@ use thiserror::Error;
 use super::key_history::Version;
 use super::snapshot::TAG_V2;
 use super::store::KvStore;
-use super::walk::{check_walk, WalkInterrupted};
+use super::walk::{KeyWalk, WalkInterrupted};
 use crate::mutation::{self, Mutation};
 
 /// Why an encoding cannot go on; the caller starts a new one.
@@ -49,16 +47,14 @@ pub enum SnapshotInterrupted {
 /// An encoding in progress; see the module docs. Feed it the same store each step.
 #[derive(Debug)]
 pub struct SnapshotEncoder {
-    revision: i64,
-    compact_revision: i64,
+    /// Over the state at the store's revision when the encoding started.
+    walk: KeyWalk,
     /// Keys in the index at the start: exactly the keys that have versions at `revision`.
     key_count: usize,
     /// Everything before the keys (format tag, revisions, key count), encoded at the start.
     head: Vec<u8>,
     /// Everything after them (leases, member registry, alarms), encoded at the start.
     tail: Vec<u8>,
-    /// The last key done in this pass; `None` before the first.
-    cursor: Option<Bytes>,
     keys_done: usize,
     pass: Pass,
 }
@@ -84,12 +80,10 @@ impl SnapshotEncoder {
             store.alarms(),
         );
         SnapshotEncoder {
-            revision: mvcc.revision(),
-            compact_revision: mvcc.compact_revision(),
+            walk: KeyWalk::new(mvcc.revision(), mvcc.compact_revision()),
             key_count,
             head: to_vec(&head),
             tail: to_vec(&tail),
-            cursor: None,
             keys_done: 0,
             pass: Pass::Sizing { keys_bytes: 0 },
         }
@@ -102,39 +96,27 @@ impl SnapshotEncoder {
         store: &KvStore,
         keys_max: usize,
     ) -> Result<Option<Bytes>, SnapshotInterrupted> {
-        let mvcc = store.mvcc();
-        check_walk(mvcc, self.revision, self.compact_revision)?;
-        let lower = match &self.cursor {
-            Some(k) => Bound::Excluded(&k[..]),
-            None => Bound::Unbounded,
-        };
-        let mut visited = 0;
-        let mut last = None;
-        for (key, h) in mvcc.keys().range::<[u8], _>((lower, Bound::Unbounded)) {
-            if visited == keys_max.max(1) {
-                break;
-            }
-            visited += 1;
-            last = Some(key);
+        let revision = self.walk.revision();
+        let (keys_done, pass) = (&mut self.keys_done, &mut self.pass);
+        let through = self.walk.slice(store.mvcc(), keys_max, |key, h| {
             // Versions up to the snapshot's revision; none: the key was created since.
-            let n = h.versions().partition_point(|v| v.main <= self.revision);
+            let n = h.versions().partition_point(|v| v.main <= revision);
             if n == 0 {
-                continue;
+                return;
             }
             let n = if mutation::active(Mutation::SnapshotSlicesSeeLaterWrites) {
                 h.versions().len()
             } else {
                 n
             };
-            self.keys_done += 1;
+            *keys_done += 1;
             let item: (&Bytes, &[Version]) = (key, &h.versions()[..n]);
-            match &mut self.pass {
+            match pass {
                 Pass::Sizing { keys_bytes } => *keys_bytes += encoded_len(&item),
                 Pass::Writing { buf, .. } => append(buf, &item),
             }
-        }
-        if let Some(key) = last.filter(|_| visited == keys_max.max(1)) {
-            self.cursor = Some(key.clone());
+        })?;
+        if !through {
             return Ok(None);
         }
         self.pass_done()
@@ -149,12 +131,11 @@ impl SnapshotEncoder {
                 self.key_count, self.keys_done
             );
             return Err(SnapshotInterrupted::KeyCount {
-                revision: self.revision,
+                revision: self.walk.revision(),
                 expected: self.key_count,
                 found: self.keys_done,
             });
         }
-        self.cursor = None;
         self.keys_done = 0;
         match &mut self.pass {
             Pass::Sizing { keys_bytes } => {
@@ -170,7 +151,7 @@ impl SnapshotEncoder {
                 if buf.len() != *len {
                     debug_assert!(false, "sized {len} bytes, wrote {}", buf.len());
                     return Err(SnapshotInterrupted::Size {
-                        revision: self.revision,
+                        revision: self.walk.revision(),
                         sized: *len,
                         written: buf.len(),
                     });
