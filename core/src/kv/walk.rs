@@ -1,9 +1,9 @@
 //! [`KeyWalk`]: the walk over the key index a slice at a time that the snapshot encoder and
 //! the `HashKV` hasher both make, and what it relies on, checked at each slice: the state as
-//! of the walk's start revision `R` can still
-//! be read after later writes, since a write only appends versions above `R` (and may add
-//! keys whose versions are all above it). Only a compaction removes versions and keys; and a
-//! store behind `R` is another store (the state machine was replaced).
+//! of the walk's start revision `R` can still be read after later writes, since a write only
+//! appends versions above `R` (and may add keys whose versions are all above it). Only a
+//! compaction removes versions and keys; and a store behind `R` is another store (the state
+//! machine was replaced).
 
 use std::ops::Bound;
 

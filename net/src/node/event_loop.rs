@@ -409,27 +409,22 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
         match woke {
             Woke::Storage(Some(done)) => self.on_storage(done),
             Woke::Storage(None) => self.fail("storage worker stopped".into()),
-            Woke::Message(m) => {
-                self.on_message(m);
-                for _ in 0..DRAIN_MAX {
-                    let Ok(m) = self.inbound.try_recv() else {
-                        break;
-                    };
-                    self.on_message(m);
-                }
-            }
-            Woke::Request(req) => {
-                self.on_request(req);
-                for _ in 0..DRAIN_MAX {
-                    let Ok(req) = self.requests.try_recv() else {
-                        break;
-                    };
-                    self.on_request(req);
-                }
-            }
+            Woke::Message(m) => self.drain(m, |s| s.inbound.try_recv().ok(), Self::on_message),
+            Woke::Request(req) => self.drain(req, |s| s.requests.try_recv().ok(), Self::on_request),
             Woke::Tick => self.on_tick(),
             // `drive` does the work.
             Woke::Watches | Woke::Snapshot => {}
+        }
+    }
+
+    /// Handles `first`, then up to [`DRAIN_MAX`] more inputs of its kind already queued.
+    fn drain<T>(&mut self, first: T, next: fn(&mut Self) -> Option<T>, on: fn(&mut Self, T)) {
+        on(self, first);
+        for _ in 0..DRAIN_MAX {
+            let Some(more) = next(self) else {
+                break;
+            };
+            on(self, more);
         }
     }
 

@@ -116,11 +116,10 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 }
             };
             let revision = hasher.revision();
-            let current = self.kv.revision();
             let mut replies = vec![reply];
             let mut others = VecDeque::with_capacity(walks.waiting.len());
             for (r, reply) in walks.waiting.drain(..) {
-                if (if r <= 0 { current } else { r }) == revision {
+                if KvHasher::revision_for(&self.kv, r) == revision {
                     replies.push(reply);
                 } else {
                     others.push_back((r, reply));

@@ -81,7 +81,6 @@ impl Maintenance {
 
 impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
     pub(super) fn on_maintenance(&mut self, req: MaintenanceRequest) {
-        let header = self.header(self.kv.revision());
         match req {
             MaintenanceRequest::Snapshot { reply } => self.snapshotting.reads.push(reply),
             MaintenanceRequest::HashKv { revision, reply } => {
@@ -94,7 +93,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
                 {
                     // Nothing applied since the last snapshot: the log behind it is already
                     // compacted.
-                    let _ = reply.send(Ok(header));
+                    let _ = reply.send(Ok(self.header(self.kv.revision())));
                 } else {
                     self.maintenance.defrag_waiting.push(reply);
                 }
