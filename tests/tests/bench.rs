@@ -150,3 +150,49 @@ fn bad_flags_are_refused_with_a_reason() {
     );
     assert!(out.stderr.contains("--txn-ops must not exceed"), "{out:?}");
 }
+
+/// `replication-floor` runs without any server: each of its member processes writes every
+/// value it is sent to its own file (checked by value count: every write answered), and
+/// nothing is left in the directory afterwards.
+#[test]
+fn replication_floor_answers_every_write_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for members in ["1", "3", "4"] {
+        let r = bench(
+            "http://127.0.0.1:1",
+            &[
+                "--total",
+                "150",
+                "replication-floor",
+                "--members",
+                members,
+                "--val-size",
+                "100",
+                "--dir",
+                d,
+            ],
+        );
+        assert_clean(&r, 150);
+        assert_eq!(r["op"], "replication-floor");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    for (args, why) in [
+        (
+            vec!["replication-floor", "--members", "0"],
+            "--members must be between 1 and 7",
+        ),
+        (
+            vec!["--clients", "2", "replication-floor"],
+            "--clients, --conns and --rate do not apply",
+        ),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend(args);
+        all.extend(["--dir", d]);
+        let out = ctl("http://127.0.0.1:1", &all, "");
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(out.stderr.contains(why), "{out:?}");
+    }
+}

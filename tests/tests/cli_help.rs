@@ -62,3 +62,4 @@ help_snapshot!(bench_range, ["bench", "range"]);
 help_snapshot!(bench_txn_put, ["bench", "txn-put"]);
 help_snapshot!(bench_watch_latency, ["bench", "watch-latency"]);
 help_snapshot!(bench_lease_keepalive, ["bench", "lease-keepalive"]);
+help_snapshot!(bench_replication_floor, ["bench", "replication-floor"]);

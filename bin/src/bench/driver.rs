@@ -150,5 +150,8 @@ fn op_name(op: &super::BenchOp) -> String {
         BenchOp::TxnPut { .. } => "txn-put".into(),
         BenchOp::WatchLatency { .. } => "watch-latency".into(),
         BenchOp::LeaseKeepalive => "lease-keepalive".into(),
+        BenchOp::ReplicationFloor { .. } | BenchOp::ReplicationFloorMember { .. } => {
+            "replication-floor".into()
+        }
     }
 }

@@ -2,13 +2,16 @@
 //! `benchmark` tool, so the same binary drives Sextant and a real etcd side by side.
 //! This module owns the flags and the dispatch; `driver` runs closed-loop clients over a set
 //! of connections, `ops` builds each operation's requests, `watch_latency` measures
-//! put→event delay across many watchers, and `report` summarises latencies.
+//! put→event delay across many watchers, `floor` measures the machine's floor for a
+//! replicated write without any server, and `report` summarises latencies.
 
 mod driver;
+mod floor;
 mod ops;
 mod report;
 mod watch_latency;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -140,6 +143,38 @@ pub enum BenchOp {
     },
     /// Lease keep-alive round trips (each client keeps its own lease alive).
     LeaseKeepalive,
+    /// The machine's floor for a replicated write, with no server (no gRPC, no consensus)
+    ///
+    /// One client writes values one after another to a leader; the leader and its followers
+    /// are processes linked by loopback TCP, each writes and fdatasyncs every value, and the
+    /// client gets its answer once a majority holds it. What an etcd-API server's put, 1
+    /// client, takes beyond this is the server's own cost. `--endpoints` is not used.
+    ReplicationFloor {
+        /// Members (the leader and its followers).
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 8)]
+        val_size: usize,
+        /// A directory on the disk to measure; the members' files go in a subdirectory that
+        /// is removed afterwards.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// One member process of `replication-floor` (started by it).
+    #[command(hide = true)]
+    ReplicationFloorMember {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        slots: u64,
+        #[arg(long)]
+        val_size: usize,
+        #[arg(long)]
+        quorum: usize,
+        #[arg(long = "follower")]
+        followers: Vec<u16>,
+    },
 }
 
 /// Runs the benchmark and prints its report.
@@ -150,10 +185,54 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         args.rate >= 0.0 && args.rate.is_finite(),
         "--rate must be a non-negative number"
     );
+    let report = match &args.op {
+        BenchOp::ReplicationFloor {
+            members,
+            val_size,
+            dir,
+        } => {
+            anyhow::ensure!(
+                args.clients == 1 && args.conns == 1 && args.rate == 0.0,
+                "replication-floor measures one client writing as fast as answers come: \
+                 --clients, --conns and --rate do not apply"
+            );
+            floor::run(&floor::Plan {
+                members: *members,
+                val_size: *val_size,
+                total: args.total,
+                dir: dir.clone(),
+            })?
+        }
+        BenchOp::ReplicationFloorMember {
+            file,
+            slots,
+            val_size,
+            quorum,
+            followers,
+        } => {
+            return floor::member(&floor::MemberPlan {
+                file: file.clone(),
+                slots: *slots,
+                val_size: *val_size,
+                followers: followers.clone(),
+                quorum: *quorum,
+            })
+        }
+        _ => run_against_endpoints(global, &args)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
+fn run_against_endpoints(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<report::Report> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(async {
+    rt.block_on(async {
         let conns = driver::connect_all(global, args.conns).await?;
         let timeout = global.command_timeout.max(Duration::from_millis(1));
         match &args.op {
@@ -180,14 +259,8 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
             }
             op => {
                 let op = ops::Op::new(op, args.seed)?;
-                driver::run(&conns, &args, op, timeout).await
+                driver::run(&conns, args, op, timeout).await
             }
         }
-    })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.json())?);
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(())
+    })
 }

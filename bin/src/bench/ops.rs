@@ -74,7 +74,11 @@ impl Op {
                 }
             }
             BenchOp::LeaseKeepalive => Op::LeaseKeepalive,
-            BenchOp::WatchLatency { .. } => unreachable!("watch-latency has its own driver"),
+            BenchOp::WatchLatency { .. }
+            | BenchOp::ReplicationFloor { .. }
+            | BenchOp::ReplicationFloorMember { .. } => {
+                unreachable!("watch-latency and replication-floor have their own drivers")
+            }
         })
     }
 
