@@ -1,7 +1,8 @@
 //! Planted bugs: known Raft mistakes the simulator must catch (issue: "planted bugs are
 //! caught"). They exist only in the simulator build (`--cfg madsim`); in every other build
 //! `active` is a constant `false` and the checks compile away. The simulator sets the mutation
-//! explicitly at the start of every seed, so nothing carries over from one seed to the next.
+//! explicitly at the start of every seed, on the thread that runs it, so nothing carries over
+//! from one seed to the next nor crosses between seeds run in parallel.
 
 /// A deliberately wrong variant of the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,23 +55,27 @@ impl Mutation {
 
 #[cfg(madsim)]
 mod switch {
-    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::cell::Cell;
 
     use super::Mutation;
 
-    static ACTIVE: AtomicU8 = AtomicU8::new(0);
+    thread_local! {
+        /// Per thread: a simulation runs on the thread that started it, and tests running
+        /// seeds in parallel threads of one process must not switch each other's bugs.
+        static ACTIVE: Cell<u8> = const { Cell::new(0) };
+    }
 
     fn code(m: Mutation) -> u8 {
         Mutation::ALL.iter().position(|x| *x == m).expect("listed") as u8 + 1
     }
 
-    /// Enables one mutation (or none) for the simulation that follows.
+    /// Enables one mutation (or none) for the simulation that follows on this thread.
     pub fn set(m: Option<Mutation>) {
-        ACTIVE.store(m.map_or(0, code), Ordering::SeqCst);
+        ACTIVE.with(|a| a.set(m.map_or(0, code)));
     }
 
     pub fn active(m: Mutation) -> bool {
-        ACTIVE.load(Ordering::Relaxed) == code(m)
+        ACTIVE.with(|a| a.get()) == code(m)
     }
 }
 
