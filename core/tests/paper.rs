@@ -1451,6 +1451,26 @@ fn thesis_6_4_1_lease_read_only_with_check_quorum() {
     assert!(!read_states(&c, 1).iter().any(|r| r.id == id));
 }
 
+/// Thesis §6.4.1: the lease is measured in real time. A leader whose process was paused
+/// (its clock delivered one tick for the whole stall, and the driver reports the rest as
+/// missed) holds no lease afterwards, even though few ticks were delivered.
+#[test]
+fn thesis_6_4_1_lease_ends_after_missed_ticks() {
+    let mut c = cluster_with(&[1, 2, 3], lease_reads);
+    elect_node(&mut c, 1);
+    tick_stabilize(&mut c, 1);
+    assert!(c.raft(1).lease_valid());
+    let lease = u64::from(c.raft(1).config().election_ticks_min - 2);
+    c.raft_mut(1).ticks_missed(lease - 1);
+    assert!(c.raft(1).lease_valid(), "the lease has a tick left");
+    c.raft_mut(1).ticks_missed(1);
+    assert!(c.raft(1).is_leader(), "missed ticks fire no timers");
+    assert!(!c.raft(1).lease_valid(), "the lease outlived the pause");
+    let id = c.raft_mut(1).read_index().unwrap();
+    drain(&mut c, 1);
+    assert!(!read_states(&c, 1).iter().any(|r| r.id == id));
+}
+
 /// Thesis §6.4.1 with §3.10: a leadership transfer lets the transferee bypass the followers'
 /// lease check, so the old leader's lease ends once it sends `TimeoutNow`.
 #[test]

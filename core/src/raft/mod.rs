@@ -529,6 +529,17 @@ impl Raft {
         self.check_invariants();
     }
 
+    /// Time the driver's clock saw pass without delivering it as ticks: `ticks` whole periods
+    /// lost to a stall (a paused process, a loop turn longer than a tick). They count as
+    /// elapsed time, so a leader's lease (thesis §6.4.1), measured from when its heartbeat
+    /// round was sent, never outlasts real time after a pause; they fire no timers, since a
+    /// burst of ticks after every stall would start elections. Call it before handling what
+    /// arrived during the stall.
+    pub fn ticks_missed(&mut self, ticks: u64) {
+        self.tick_count = self.tick_count.saturating_add(ticks);
+        self.check_invariants();
+    }
+
     /// Handles one message from a peer. Malformed messages are refused with an error and change
     /// nothing.
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {

@@ -396,6 +396,10 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             };
             let started = Instant::now();
             let woke_by = woke.name();
+            let missed = self.clock.missed_ticks();
+            if missed > 0 && self.failed.is_none() {
+                self.raft.ticks_missed(missed);
+            }
             self.handle(woke);
             self.drive();
             self.slow_turns

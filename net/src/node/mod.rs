@@ -50,7 +50,7 @@ pub use client::{
     ClientError, Header, LeaseGranted, LeaseKeptAlive, LeaseList, LeaseTimeToLive, NodeHandle,
     ReadOutcome, TxnReadOutcome, WriteOutcome,
 };
-pub use clock::{Clock, IntervalClock};
+pub use clock::{missed_since, Clock, IntervalClock};
 pub use command::{LogCommand, RequestId};
 pub use event_loop::{NodeConfig, NodeLoop, NodeStatus, Observer, PeerSender};
 pub use maintenance::StateSnapshot;

@@ -35,6 +35,8 @@ pub struct SkewedClock {
     /// which drops an unfinished `tick()` (every `select!` pass that handles something else)
     /// does not restart the period: a busy member's clock must not run slow.
     next: Option<tokio::time::Instant>,
+    /// When the last tick was delivered, or stood for missed ones (`Clock::missed_ticks`).
+    last: tokio::time::Instant,
 }
 
 impl SkewedClock {
@@ -43,6 +45,7 @@ impl SkewedClock {
             base,
             ctl,
             next: None,
+            last: tokio::time::Instant::now(),
         }
     }
 
@@ -60,6 +63,7 @@ impl Clock for SkewedClock {
             if jump > 0 {
                 self.ctl.jump_ticks.fetch_sub(1, Ordering::SeqCst);
                 tokio::task::yield_now().await;
+                self.last = tokio::time::Instant::now();
                 return;
             }
             let period = self.period();
@@ -72,12 +76,20 @@ impl Clock for SkewedClock {
             // clock's `MissedTickBehavior::Delay`).
             let now = tokio::time::Instant::now();
             self.next = Some(due.max(now) + self.period());
+            self.last = now;
             if jump < 0 {
                 self.ctl.jump_ticks.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
             return;
         }
+    }
+
+    fn missed_ticks(&mut self) -> u64 {
+        // Measured at the drifted rate, like the ticks themselves; ticks withheld by a
+        // backward jump are not missed (that clock runs behind on purpose).
+        let period = self.period();
+        sextant_net::node::missed_since(&mut self.last, tokio::time::Instant::now(), period)
     }
 
     fn tick_interval(&self) -> Duration {
