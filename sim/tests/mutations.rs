@@ -9,9 +9,9 @@ use sextant_sim::harness::run::run_seed_mutated;
 use sextant_sim::harness::scenario::{load, scenario_dir};
 
 /// Seeds tried per mutation before the test gives up. Most mutations are caught within 20
-/// seeds; lease-without-drift-bound only in ~4 % of lease-read-skew seeds (16 of seeds 0..400,
-/// the first at 84): its window is the few ticks between a new leader's first commit and the
-/// old leader's check-quorum step-down. 200 seeds miss a 4 % bug with probability 0.03 %.
+/// seeds; lease-without-drift-bound only in ~9 % of lease-read-skew seeds (9 of seeds 0..100):
+/// its window is the few ticks between a new leader's first commit and the old leader's
+/// check-quorum step-down. 200 seeds miss a 9 % bug with probability ~10⁻⁸.
 const SEEDS_MAX: u64 = 200;
 
 fn seeds_to_detection(m: Mutation, scenario: &str) -> Option<u64> {
