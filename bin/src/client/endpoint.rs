@@ -79,32 +79,53 @@ async fn hash_kv(conn: &Connection, urls: &[String], revision: i64) -> anyhow::R
         conn.call(m.hash_kv(pb::HashKvRequest { revision })).await
     })
     .await;
-    if conn.json() {
-        let list = rows
-            .iter()
-            .map(|(url, h)| {
-                Obj::new()
-                    .always("Endpoint", url.as_str().into())
-                    .always("HashKV", json::hash_kv(h))
-                    .done()
-            })
-            .collect();
-        json::print(&Value::Array(list));
-    } else if conn.table() {
-        let cells: Vec<Vec<String>> = rows
-            .iter()
-            .map(|(url, h)| vec![url.clone(), h.hash.to_string()])
-            .collect();
-        print!("{}", table::render(&table::ENDPOINT_HASHKV, &cells));
-    } else {
-        for (url, h) in &rows {
-            println!("{url}, {}", h.hash);
-        }
-    }
+    let shape = RowShape {
+        json_field: "HashKV",
+        json: json::hash_kv,
+        header: &table::ENDPOINT_HASHKV,
+        cells: |url, h| vec![url.to_string(), h.hash.to_string()],
+    };
+    print_rows(conn, &rows, &shape);
     if failed {
         bail!("failed to get the hash of some endpoints");
     }
     Ok(())
+}
+
+/// How one kind of per-endpoint answer prints, in etcdctl's three formats: its cells joined
+/// by `, ` (simple), a table of the cells, or a JSON list of `{"Endpoint", json_field}`.
+struct RowShape<T> {
+    json_field: &'static str,
+    json: fn(&T) -> Value,
+    header: &'static [&'static str],
+    cells: fn(&str, &T) -> Vec<String>,
+}
+
+fn print_rows<T>(conn: &Connection, rows: &[(String, T)], shape: &RowShape<T>) {
+    if conn.json() {
+        let list = rows
+            .iter()
+            .map(|(url, answer)| {
+                Obj::new()
+                    .always("Endpoint", url.as_str().into())
+                    .always(shape.json_field, (shape.json)(answer))
+                    .done()
+            })
+            .collect();
+        json::print(&Value::Array(list));
+        return;
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(url, answer)| (shape.cells)(url, answer))
+        .collect();
+    if conn.table() {
+        print!("{}", table::render(shape.header, &cells));
+    } else {
+        for row in cells {
+            println!("{}", row.join(", "));
+        }
+    }
 }
 
 /// Asks each endpoint in turn: the answers in order, and whether any failed (each failure
@@ -138,12 +159,8 @@ pub async fn status_of(conn: &Connection, url: &str) -> anyhow::Result<pb::Statu
     conn.call(m.status(pb::StatusRequest {})).await
 }
 
-/// etcdctl's row: endpoint, ID, version, db size, is leader, is learner, raft term, raft
-/// index, raft applied index, errors.
-pub fn status_row(url: &str, s: &pb::StatusResponse) -> String {
-    status_cells(url, s).join(", ")
-}
-
+/// etcdctl's status cells: endpoint, ID, version, db size, is leader, is learner, raft term,
+/// raft index, raft applied index, errors.
 fn status_cells(url: &str, s: &pb::StatusResponse) -> Vec<String> {
     let member_id = s.header.as_ref().map_or(0, |h| h.member_id);
     vec![
@@ -167,25 +184,13 @@ async fn status(conn: &Connection, urls: &[String]) -> anyhow::Result<()> {
         |url| async move { status_of(conn, &url).await },
     )
     .await;
-    if conn.json() {
-        let list = rows
-            .iter()
-            .map(|(url, s)| {
-                Obj::new()
-                    .always("Endpoint", url.as_str().into())
-                    .always("Status", json::status(s))
-                    .done()
-            })
-            .collect();
-        json::print(&Value::Array(list));
-    } else if conn.table() {
-        let cells: Vec<Vec<String>> = rows.iter().map(|(url, s)| status_cells(url, s)).collect();
-        print!("{}", table::render(&table::ENDPOINT_STATUS, &cells));
-    } else {
-        for (url, s) in &rows {
-            println!("{}", status_row(url, s));
-        }
-    }
+    let shape = RowShape {
+        json_field: "Status",
+        json: json::status,
+        header: &table::ENDPOINT_STATUS,
+        cells: status_cells,
+    };
+    print_rows(conn, &rows, &shape);
     if failed {
         bail!("failed to get the status of some endpoints");
     }
