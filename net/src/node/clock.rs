@@ -9,10 +9,10 @@ pub trait Clock: Send + 'static {
     /// Completes at the next tick. After a stall (the loop busy for longer than a tick, the
     /// process paused) it delivers one tick, not a burst that would fire elections.
     fn tick(&mut self) -> impl Future<Output = ()> + Send;
-    /// Whole tick periods that passed and will not be delivered: the stall beyond the one
-    /// tick that `tick` will still deliver. Each is reported once. Real time must reach the
-    /// Raft core even when ticks do not, or a leader's lease would outlast a pause.
-    fn missed_ticks(&mut self) -> u64;
+    /// Whole tick periods that passed by `now` and will not be delivered: the stall beyond
+    /// the one tick that `tick` will still deliver. Each is reported once. Real time must
+    /// reach the Raft core even when ticks do not, or a leader's lease would outlast a pause.
+    fn missed_ticks(&mut self, now: tokio::time::Instant) -> u64;
     /// The nominal wall time of one tick (for converting client timeouts).
     fn tick_interval(&self) -> Duration;
 }
@@ -60,8 +60,8 @@ impl Clock for IntervalClock {
         self.last = tokio::time::Instant::now();
     }
 
-    fn missed_ticks(&mut self) -> u64 {
-        missed_since(&mut self.last, tokio::time::Instant::now(), self.period)
+    fn missed_ticks(&mut self, now: tokio::time::Instant) -> u64 {
+        missed_since(&mut self.last, now, self.period)
     }
 
     fn tick_interval(&self) -> Duration {

@@ -396,7 +396,7 @@ impl<P: PeerSender, C: Clock> NodeLoop<P, C> {
             };
             let started = Instant::now();
             let woke_by = woke.name();
-            let missed = self.clock.missed_ticks();
+            let missed = self.clock.missed_ticks(started);
             if missed > 0 && self.failed.is_none() {
                 self.raft.ticks_missed(missed);
             }

@@ -85,11 +85,11 @@ impl Clock for SkewedClock {
         }
     }
 
-    fn missed_ticks(&mut self) -> u64 {
+    fn missed_ticks(&mut self, now: tokio::time::Instant) -> u64 {
         // Measured at the drifted rate, like the ticks themselves; ticks withheld by a
         // backward jump are not missed (that clock runs behind on purpose).
         let period = self.period();
-        sextant_net::node::missed_since(&mut self.last, tokio::time::Instant::now(), period)
+        sextant_net::node::missed_since(&mut self.last, now, period)
     }
 
     fn tick_interval(&self) -> Duration {
