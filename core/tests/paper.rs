@@ -1407,6 +1407,13 @@ fn lease_reads(cfg: &mut Config) {
     cfg.read_mode = ReadMode::Lease { drift_ticks_max: 2 };
 }
 
+/// Asks `id` for a read index and checks that no answer came at once (no lease served it).
+fn assert_read_not_served_at_once(c: &mut Cluster, id: NodeId) {
+    let read = c.raft_mut(id).read_index().unwrap();
+    drain(c, id);
+    assert!(!read_states(c, id).iter().any(|r| r.id == read));
+}
+
 /// Thesis §6.4.1: lease reads are only sound when followers refuse votes while they hear
 /// from a leader (check-quorum); the configuration is refused without it. With it, a leader
 /// holding a lease serves reads at once, with no heartbeat round, until the lease (shortened
@@ -1446,9 +1453,7 @@ fn thesis_6_4_1_lease_read_only_with_check_quorum() {
     tick_nodes(&mut c, &[1], 1);
     assert!(c.raft(1).is_leader());
     assert!(!c.raft(1).lease_valid(), "lease outlived its bound");
-    let id = c.raft_mut(1).read_index().unwrap();
-    drain(&mut c, 1);
-    assert!(!read_states(&c, 1).iter().any(|r| r.id == id));
+    assert_read_not_served_at_once(&mut c, 1);
 }
 
 /// Thesis §6.4.1: the lease is measured in real time. A leader whose process was paused
@@ -1466,9 +1471,7 @@ fn thesis_6_4_1_lease_ends_after_missed_ticks() {
     c.raft_mut(1).ticks_missed(1);
     assert!(c.raft(1).is_leader(), "missed ticks fire no timers");
     assert!(!c.raft(1).lease_valid(), "the lease outlived the pause");
-    let id = c.raft_mut(1).read_index().unwrap();
-    drain(&mut c, 1);
-    assert!(!read_states(&c, 1).iter().any(|r| r.id == id));
+    assert_read_not_served_at_once(&mut c, 1);
 }
 
 /// Thesis §6.4.1 with §3.10: a leadership transfer lets the transferee bypass the followers'
