@@ -150,7 +150,7 @@ fn op_name(op: &super::BenchOp) -> String {
         BenchOp::TxnPut { .. } => "txn-put".into(),
         BenchOp::WatchLatency { .. } => "watch-latency".into(),
         BenchOp::LeaseKeepalive => "lease-keepalive".into(),
-        BenchOp::ReplicationFloor { .. } | BenchOp::ReplicationFloorMember { .. } => {
+        BenchOp::ReplicationFloor { .. } | BenchOp::ReplicationFloorMember(_) => {
             "replication-floor".into()
         }
     }

@@ -32,15 +32,38 @@ pub struct Plan {
     pub dir: PathBuf,
 }
 
-/// One member's part, as the hidden member command receives it.
+/// One member's part: the hidden member command's flags.
+#[derive(clap::Args, Debug, Clone)]
 pub struct MemberPlan {
+    #[arg(long)]
     pub file: PathBuf,
+    #[arg(long)]
     pub slots: u64,
+    #[arg(long)]
     pub val_size: usize,
     /// Empty for a follower; the followers' ports for the leader.
+    #[arg(long = "follower")]
     pub followers: Vec<u16>,
     /// Followers that must hold a value (with the leader) before it is answered.
+    #[arg(long)]
     pub quorum: usize,
+}
+
+impl MemberPlan {
+    /// The command line that starts this member.
+    fn command(&self) -> anyhow::Result<Command> {
+        let exe = std::env::current_exe().context("finding this program to start members")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["bench", "replication-floor-member", "--file"])
+            .arg(&self.file)
+            .args(["--slots", &self.slots.to_string()])
+            .args(["--val-size", &self.val_size.to_string()])
+            .args(["--quorum", &self.quorum.to_string()]);
+        for port in &self.followers {
+            cmd.args(["--follower", &port.to_string()]);
+        }
+        Ok(cmd)
+    }
 }
 
 /// Runs `plan.total` replicated writes one after another and reports their latencies.
@@ -65,11 +88,17 @@ fn measure(plan: &Plan, dir: &Path) -> anyhow::Result<Report> {
     let slots = (REGION_BYTES_MAX / plan.val_size as u64).clamp(1, plan.total.max(1));
     let mut members = Members(Vec::new());
     let mut ports = Vec::new();
+    let member = |i: usize, followers: Vec<u16>, quorum: usize| MemberPlan {
+        file: dir.join(format!("member-{i}")),
+        slots,
+        val_size: plan.val_size,
+        followers,
+        quorum,
+    };
     for i in 1..plan.members {
-        ports.push(members.start(dir, i, slots, plan.val_size, &[], 0)?);
+        ports.push(members.start(i, &member(i, Vec::new(), 0))?);
     }
-    let quorum = plan.members / 2;
-    let leader = members.start(dir, 0, slots, plan.val_size, &ports, quorum)?;
+    let leader = members.start(0, &member(0, ports, plan.members / 2))?;
     let mut conn = connect((Ipv4Addr::LOCALHOST, leader).into())?;
 
     let mut report = Report::new("replication-floor".into());
@@ -99,26 +128,9 @@ struct Members(Vec<(usize, Child)>);
 
 impl Members {
     /// Starts member `i` and returns the port it listens on.
-    fn start(
-        &mut self,
-        dir: &Path,
-        i: usize,
-        slots: u64,
-        val_size: usize,
-        followers: &[u16],
-        quorum: usize,
-    ) -> anyhow::Result<u16> {
-        let exe = std::env::current_exe().context("finding this program to start members")?;
-        let mut cmd = Command::new(exe);
-        cmd.args(["bench", "replication-floor-member", "--file"])
-            .arg(dir.join(format!("member-{i}")))
-            .args(["--slots", &slots.to_string()])
-            .args(["--val-size", &val_size.to_string()])
-            .args(["--quorum", &quorum.to_string()]);
-        for port in followers {
-            cmd.args(["--follower", &port.to_string()]);
-        }
-        let mut child = cmd
+    fn start(&mut self, i: usize, plan: &MemberPlan) -> anyhow::Result<u16> {
+        let mut child = plan
+            .command()?
             .stdout(Stdio::piped())
             .spawn()
             .context("starting a member")?;

@@ -163,18 +163,7 @@ pub enum BenchOp {
     },
     /// One member process of `replication-floor` (started by it).
     #[command(hide = true)]
-    ReplicationFloorMember {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long)]
-        slots: u64,
-        #[arg(long)]
-        val_size: usize,
-        #[arg(long)]
-        quorum: usize,
-        #[arg(long = "follower")]
-        followers: Vec<u16>,
-    },
+    ReplicationFloorMember(floor::MemberPlan),
 }
 
 /// Runs the benchmark and prints its report.
@@ -203,21 +192,7 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
                 dir: dir.clone(),
             })?
         }
-        BenchOp::ReplicationFloorMember {
-            file,
-            slots,
-            val_size,
-            quorum,
-            followers,
-        } => {
-            return floor::member(&floor::MemberPlan {
-                file: file.clone(),
-                slots: *slots,
-                val_size: *val_size,
-                followers: followers.clone(),
-                quorum: *quorum,
-            })
-        }
+        BenchOp::ReplicationFloorMember(plan) => return floor::member(plan),
         _ => run_against_endpoints(global, &args)?,
     };
     if args.json {

@@ -76,7 +76,7 @@ impl Op {
             BenchOp::LeaseKeepalive => Op::LeaseKeepalive,
             BenchOp::WatchLatency { .. }
             | BenchOp::ReplicationFloor { .. }
-            | BenchOp::ReplicationFloorMember { .. } => {
+            | BenchOp::ReplicationFloorMember(_) => {
                 unreachable!("watch-latency and replication-floor have their own drivers")
             }
         })
